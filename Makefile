@@ -1,0 +1,32 @@
+# make demo   - the main job (creates .venv on first use)
+# make test   - lint + the test suite (what CI runs)
+# make bench  - the benchmarks' tables
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m prep.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# pytest exits 5 when it collects no test; that is not a failure of the suite.
+test: lint
+	$(BIN)/python -m pytest || [ $$? -eq 5 ]
+
+bench: $(STAMP)
+	$(BIN)/python -m prep.bench
+
+clean:
+	rm -rf $(VENV) data/demo data/fixture-egohands

@@ -1,0 +1,1 @@
+"""Detection on video files, cameras and image folders."""

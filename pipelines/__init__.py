@@ -1,0 +1,1 @@
+"""OD API pipeline configs and the train / evaluate / export drivers."""

@@ -1,0 +1,1 @@
+"""Dataset preparation: EgoHands, Pascal VOC and COCO into OD API TFRecords."""

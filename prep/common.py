@@ -1,0 +1,94 @@
+"""Small shared pieces: the user-facing error type, atomic output folders, label maps."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+MARKER = "summary.json"  # present in every folder this project writes; marks it as replaceable
+
+
+class PrepError(Exception):
+    """A problem with the user's input or environment, reported as one line, never a traceback."""
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
+    """Yield a temporary sibling folder that replaces ``out`` only when the block succeeds.
+
+    An existing ``out`` is replaced only if it is empty or was written by this project (it holds
+    ``marker``); anything else is refused so user data is never clobbered.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise PrepError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
+        raise PrepError(f"{out} exists and was not written by this tool; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise PrepError(f"cannot write to {out.parent}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so readers see the old content or the new, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_label_map(path: Path, classes: Sequence[str]) -> None:
+    """Write an OD API ``label_map.pbtxt`` with ids 1..N in the given order."""
+    items = [f"item {{\n  id: {i}\n  name: '{name}'\n}}\n" for i, name in enumerate(classes, 1)]
+    Path(path).write_text("\n".join(items))
+
+
+_ITEM = re.compile(r"item\s*\{(.*?)\}", re.S)
+_FIELD = re.compile(r"(\w+)\s*:\s*(?:'([^']*)'|\"([^\"]*)\"|(-?\d+))")
+
+
+def read_label_map(path: Path) -> dict[int, str]:
+    """Parse a label map (``id`` and ``name``/``display_name``) into ``{id: name}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise PrepError(f"label map not found: {path}")
+    result: dict[int, str] = {}
+    for body in _ITEM.findall(path.read_text()):
+        fields = {m[0]: m[1] or m[2] or m[3] for m in _FIELD.findall(body)}
+        if "id" not in fields or not (fields.get("name") or fields.get("display_name")):
+            raise PrepError(f"{path}: every item needs an id and a name")
+        result[int(fields["id"])] = fields.get("name") or fields["display_name"]
+    if not result:
+        raise PrepError(f"{path}: no items in label map")
+    return result

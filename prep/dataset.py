@@ -1,0 +1,374 @@
+"""Turn labelled frames from any source into the project's dataset folder.
+
+The folder (``--out``) holds ``images/<split>/``, ``<split>_labels.csv``, sharded
+``<split>.record-?????-of-?????`` files in the OD API tf.Example format, ``label_map.pbtxt`` and
+``summary.json``. It is written to a temporary sibling and renamed into place at the end.
+
+Frames are processed in worker processes (read + validate the image, clip polygons, compute
+boxes, rasterise and PNG-encode masks); the main process writes, in a fixed order, so re-runs
+give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import multiprocessing
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from prep.common import PrepError, atomic_dir, write_label_map
+from prep.geometry import (
+    clean_polygon,
+    clip_polygon,
+    egohands_box,
+    mask_to_png,
+    polygon_area,
+    rasterize,
+)
+from prep.sources import Source, validate_image
+
+SPLITS = ("train", "eval", "test")
+CSV_COLUMNS = (
+    "filename",
+    "width",
+    "height",
+    "class",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "video",
+    "hand_type",
+)
+FRAMES_PER_SHARD = 400
+
+
+@dataclass
+class RawObject:
+    """An object as the source labels it: polygons (boxes derived from them), or a box."""
+
+    label: str
+    hand_type: str = ""
+    polygons: tuple[np.ndarray, ...] = ()
+    box: tuple[float, float, float, float] | None = None  # xmin, ymin, xmax, ymax in pixels
+
+
+@dataclass
+class FrameTask:
+    key: str  # unique output file name, e.g. CARDS_OFFICE_S_B_frame_0011.jpg
+    member: str  # where the image is inside the source
+    video: str
+    objects: list[RawObject]
+
+
+@dataclass
+class Obj:
+    label: str
+    hand_type: str
+    box: tuple[float, float, float, float]
+    mask_png: bytes | None = None
+
+
+@dataclass
+class FrameResult:
+    key: str
+    video: str
+    width: int = 0
+    height: int = 0
+    image: bytes = b""
+    image_format: str = "jpeg"
+    objects: list[Obj] = field(default_factory=list)
+    skipped: str | None = None  # reason the whole frame was dropped
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (reason, message)
+
+
+def _fix_box(box, width: int, height: int) -> tuple[float, float, float, float] | None:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        return None
+    x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
+    y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return tuple(int(v) if v.is_integer() else v for v in (x0, y0, x1, y1))
+
+
+def process_object(
+    obj: RawObject, width: int, height: int, masks: bool
+) -> tuple[Obj | None, list[tuple[str, str]]]:
+    """Clean one object; return it (or ``None`` when dropped) and the problems met."""
+    problems: list[tuple[str, str]] = []
+    polys = []
+    for raw in obj.polygons:
+        pts, dropped = clean_polygon(raw)
+        if dropped:
+            problems.append(("nan_coordinates", f"{dropped} non-finite point(s) dropped"))
+        n_raw = len(pts)
+        outside = n_raw >= 3 and (
+            (pts.min(axis=0) < 0).any() or (pts.max(axis=0) > (width, height)).any()
+        )
+        if outside:
+            problems.append(("clipped_to_image", "polygon extends past the image; clipped"))
+        pts = clip_polygon(pts, width, height) if n_raw >= 3 else pts
+        if n_raw < 3:
+            problems.append(("degenerate_polygon", f"polygon has {n_raw} point(s), needs 3"))
+        elif len(pts) < 3:
+            problems.append(("outside_image", "polygon lies outside the image"))
+        elif polygon_area(pts) <= 0:
+            problems.append(("degenerate_polygon", "polygon has no area"))
+        else:
+            polys.append(pts)
+    if obj.polygons and not polys:
+        return None, problems
+    if obj.box is not None:
+        box = _fix_box(obj.box, width, height)
+        if box is None:
+            problems.append(("degenerate_box", f"box {tuple(obj.box)} is empty inside the image"))
+            return None, problems
+    else:
+        box = egohands_box(np.concatenate(polys), width, height)
+        if box is None:
+            problems.append(("degenerate_polygon", "polygon box has no area"))
+            return None, problems
+    mask_png = None
+    if masks and polys:
+        mask = rasterize(polys, width, height)
+        if not mask.any():
+            problems.append(("degenerate_polygon", "polygon covers no pixel"))
+            return None, problems
+        mask_png = mask_to_png(mask)
+    return Obj(obj.label, obj.hand_type, box, mask_png), problems
+
+
+def process_frame(source: Source, task: FrameTask, masks: bool, keep_empty: bool) -> FrameResult:
+    result = FrameResult(task.key, task.video)
+    try:
+        data = source.read(task.member)
+        result.width, result.height, result.image_format = validate_image(data)
+    except (PrepError, ValueError) as e:
+        result.skipped = "corrupt_image"
+        result.problems.append(("corrupt_image", str(e)))
+        return result
+    result.image = data
+    for raw in task.objects:
+        obj, problems = process_object(raw, result.width, result.height, masks)
+        result.problems.extend(problems)
+        if obj is not None:
+            result.objects.append(obj)
+    if not result.objects and not keep_empty:
+        result.skipped = "no_hands"
+        result.problems.append(("no_hands", "frame has no usable hand; skipped"))
+        result.image = b""
+    return result
+
+
+# Worker processes get the shared arguments once, through the pool initializer.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(source: Source, masks: bool, keep_empty: bool) -> None:
+    cv2.setNumThreads(1)
+    _WORKER.update(source=source, masks=masks, keep_empty=keep_empty)
+
+
+def _work(task: FrameTask) -> FrameResult:
+    return process_frame(_WORKER["source"], task, _WORKER["masks"], _WORKER["keep_empty"])
+
+
+def _bounded_map(executor: Executor, fn: Callable, items: Iterable, window: int) -> Iterator:
+    """Ordered ``executor.map`` that keeps at most ``window`` results in flight (flat memory)."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(executor.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def map_frames(
+    source: Source,
+    tasks: Sequence[FrameTask],
+    *,
+    masks: bool,
+    keep_empty: bool,
+    workers: int,
+    desc: str = "frames",
+) -> Iterator[FrameResult]:
+    """Process frames in input order, in ``workers`` processes (0: in this process)."""
+    bar = tqdm(total=len(tasks), desc=desc, unit="frame", smoothing=0.1)
+    try:
+        if workers <= 0:
+            for task in tasks:
+                yield process_frame(source, task, masks, keep_empty)
+                bar.update()
+            return
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold TF
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(source, masks, keep_empty)
+        ) as ex:
+            try:
+                for result in _bounded_map(ex, _work, tasks, window=8 * workers):
+                    yield result
+                    bar.update()
+            except BaseException:
+                ex.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        bar.close()
+
+
+def _num(v: float) -> int | float:
+    return int(v) if float(v).is_integer() else round(float(v), 3)
+
+
+def build(
+    source: Source,
+    tasks: Sequence[FrameTask],
+    split_of: dict[str, str],
+    out: Path,
+    classes: Sequence[str],
+    *,
+    masks: bool = True,
+    keep_empty: bool = False,
+    workers: int = 2,
+    frames_per_shard: int = FRAMES_PER_SHARD,
+    meta: dict | None = None,
+    video_meta: dict | None = None,
+) -> dict:
+    """Write the dataset folder and return its summary (also written as ``summary.json``).
+
+    ``split_of`` maps each task key to ``train``/``eval``/``test``. Tasks are written in the
+    order given, so callers pass them sorted.
+    """
+    from prep import tfrecord  # TensorFlow only in the writing process, never in workers
+
+    class_ids = {name: i for i, name in enumerate(classes, 1)}
+    for task in tasks:
+        for obj in task.objects:
+            if obj.label not in class_ids:
+                raise PrepError(f"{task.member}: class {obj.label!r} is not one of {list(classes)}")
+    if not tasks:
+        raise PrepError("no frames to write")
+    per_split = Counter(split_of[t.key] for t in tasks)
+    frame_skips: dict[str, Counter] = defaultdict(Counter)
+    box_skips: dict[str, Counter] = defaultdict(Counter)
+    notes: dict[str, Counter] = defaultdict(Counter)
+    frames, boxes = Counter(), Counter()
+    vid_frames, vid_boxes = Counter(), Counter()
+    vid_skips: dict[str, Counter] = defaultdict(Counter)
+    problems: list[str] = []
+    rows: dict[str, list] = {s: [] for s in SPLITS}
+
+    with atomic_dir(out) as tmp:
+        writers = {}
+        for split in SPLITS:
+            (tmp / "images" / split).mkdir(parents=True)
+            if per_split[split]:
+                shards = max(1, math.ceil(per_split[split] / frames_per_shard))
+                writers[split] = tfrecord.ShardedWriter(tmp, split, shards)
+        try:
+            for res in map_frames(
+                source, tasks, masks=masks, keep_empty=keep_empty, workers=workers
+            ):
+                split = split_of[res.key]
+                for reason, message in res.problems:
+                    problems.append(f"{res.key}: {message}")
+                    if reason == res.skipped:
+                        frame_skips[split][reason] += 1
+                        vid_skips[res.video][f"frame:{reason}"] += 1
+                    elif reason in ("nan_coordinates", "clipped_to_image"):
+                        notes[split][reason] += 1
+                    else:
+                        box_skips[split][reason] += 1
+                        vid_skips[res.video][f"box:{reason}"] += 1
+                if res.skipped:
+                    continue
+                (tmp / "images" / split / res.key).write_bytes(res.image)
+                ex = tfrecord.Example(
+                    filename=res.key,
+                    width=res.width,
+                    height=res.height,
+                    encoded=res.image,
+                    boxes=np.array([o.box for o in res.objects], np.float64).reshape(-1, 4),
+                    labels=[o.label for o in res.objects],
+                    label_ids=[class_ids[o.label] for o in res.objects],
+                    masks_png=[o.mask_png for o in res.objects] if masks else [],
+                    image_format=res.image_format,
+                )
+                writers[split].write(tfrecord.encode(ex))
+                frames[split] += 1
+                boxes[split] += len(res.objects)
+                vid_frames[res.video] += 1
+                vid_boxes[res.video] += len(res.objects)
+                for o in res.objects:
+                    rows[split].append(
+                        [
+                            res.key,
+                            res.width,
+                            res.height,
+                            o.label,
+                            *(_num(v) for v in o.box),
+                            res.video,
+                            o.hand_type,
+                        ]
+                    )
+        finally:
+            for w in writers.values():
+                w.close()
+
+        for split in SPLITS:
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(CSV_COLUMNS)
+            writer.writerows(rows[split])
+            (tmp / f"{split}_labels.csv").write_text(buf.getvalue())
+        write_label_map(tmp / "label_map.pbtxt", classes)
+        videos = sorted({t.video for t in tasks})
+        summary = {
+            **(meta or {}),
+            "classes": list(classes),
+            "masks": masks,
+            "totals": {
+                "frames": sum(frames.values()),
+                "boxes": sum(boxes.values()),
+                "skipped_frames": sum(sum(c.values()) for c in frame_skips.values()),
+                "skipped_boxes": sum(sum(c.values()) for c in box_skips.values()),
+            },
+            "splits": {
+                s: {
+                    "frames": frames[s],
+                    "boxes": boxes[s],
+                    "shards": len(writers[s].paths) if s in writers else 0,
+                    "records": tfrecord.shard_pattern(".", s).removeprefix("./"),
+                    "videos": sorted({t.video for t in tasks if split_of[t.key] == s}),
+                    "skipped_frames": dict(sorted(frame_skips[s].items())),
+                    "skipped_boxes": dict(sorted(box_skips[s].items())),
+                    "fixed": dict(sorted(notes[s].items())),
+                }
+                for s in SPLITS
+            },
+            "videos": {
+                v: {
+                    **((video_meta or {}).get(v, {})),
+                    "frames": vid_frames[v],
+                    "boxes": vid_boxes[v],
+                    "skipped": dict(sorted(vid_skips[v].items())),
+                }
+                for v in videos
+            },
+            "problems": problems,
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

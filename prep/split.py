@@ -1,0 +1,98 @@
+"""Seeded, reproducible train/eval/test splits: by video (stratified) or by frame."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from prep.common import PrepError
+
+SPLITS = ("train", "eval", "test")
+
+
+def split_counts(n: int, ratios: Sequence[float]) -> tuple[int, int, int]:
+    """How many of ``n`` items go to train/eval/test; eval and test get at least one each when
+    their ratio is positive and there are enough items."""
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
+        raise PrepError(f"ratios must be three non-negative numbers, got {list(ratios)}")
+    total = sum(ratios)
+    n_eval, n_test = (round(n * r / total) for r in ratios[1:])
+    if n >= 3:
+        n_eval = max(n_eval, 1 if ratios[1] > 0 else 0)
+        n_test = max(n_test, 1 if ratios[2] > 0 else 0)
+    n_train = n - n_eval - n_test
+    if n_train < 1:
+        raise PrepError(
+            f"{n} item(s) cannot be split {list(ratios)}; need more videos or use --split-by frame"
+        )
+    return n_train, n_eval, n_test
+
+
+def split_by_video(
+    videos: Mapping[str, Mapping[str, str]],
+    ratios: Sequence[float],
+    seed: int,
+    strata: Sequence[str] = ("activity", "location"),
+) -> tuple[dict[str, str], list[str]]:
+    """Assign whole videos to splits. Returns ``({video: split}, warnings)``.
+
+    Held-out videos are drawn round-robin over the (activity, location) strata in seeded order,
+    so eval and test span as many strata as possible, and a video is held out only if train
+    keeps at least one video of every activity and every location.
+    """
+    names = sorted(videos)
+    _, n_eval, n_test = split_counts(len(names), ratios)
+    rng = random.Random(seed)
+    groups: dict[tuple, list[str]] = defaultdict(list)
+    for v in names:
+        groups[tuple(videos[v].get(k, "") for k in strata)].append(v)
+    keys = sorted(groups)
+    rng.shuffle(keys)
+    for k in sorted(groups):
+        rng.shuffle(groups[k])
+    order: list[str] = []
+    while any(groups.values()):
+        for k in keys:
+            if groups[k]:
+                order.append(groups[k].pop())
+
+    def covers(train: set[str]) -> bool:
+        return all(
+            {videos[v].get(k, "") for v in train} == {videos[v].get(k, "") for v in names}
+            for k in strata
+        )
+
+    train, held, warnings = set(names), [], []
+    for v in order:
+        if len(held) == n_eval + n_test:
+            break
+        if covers(train - {v}):
+            train.discard(v)
+            held.append(v)
+    if len(held) < n_eval + n_test:
+        warnings.append(
+            "train cannot keep every activity and location with this many videos; "
+            "held-out videos were drawn without that constraint"
+        )
+        for v in order:
+            if len(held) == n_eval + n_test:
+                break
+            if v not in held:
+                train.discard(v)
+                held.append(v)
+    assignment = dict.fromkeys(names, "train")
+    assignment.update(dict.fromkeys(held[:n_eval], "eval"))
+    assignment.update(dict.fromkeys(held[n_eval:], "test"))
+    return assignment, warnings
+
+
+def split_by_frame(keys: Sequence[str], ratios: Sequence[float], seed: int) -> dict[str, str]:
+    """Seeded random frame-level split (frames of one video land in several splits)."""
+    order = sorted(keys)
+    random.Random(seed).shuffle(order)
+    n_train, n_eval, _ = split_counts(len(order), ratios)
+    return {
+        k: ("train" if i < n_train else "eval" if i < n_train + n_eval else "test")
+        for i, k in enumerate(order)
+    }

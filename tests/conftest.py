@@ -1,0 +1,43 @@
+"""Shared fixtures: an EgoHands-shaped tree built on the fly, and the real sample when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_SAMPLE = Path(
+    os.environ.get("HANDS_SAMPLE", ROOT.parent / "shared" / "data" / "egohands-4videos")
+)
+
+
+@pytest.fixture(scope="session")
+def egohands_tree(tmp_path_factory) -> tuple[Path, dict]:
+    """Three videos x 8 real JPEG frames, polygons.mat + metadata.mat, with edge cases."""
+    from prep.fixtures import write_egohands
+
+    root = tmp_path_factory.mktemp("egohands")
+    truth = write_egohands(root, frames_per_video=8, seed=7)
+    return root, truth
+
+
+@pytest.fixture(scope="session")
+def prepared(egohands_tree, tmp_path_factory) -> tuple[Path, dict]:
+    """The fixture tree run through prep once (in-process), with its summary."""
+    from prep.egohands_clean import prepare
+    from prep.sources import Source
+
+    out = tmp_path_factory.mktemp("prepared") / "data"
+    summary = prepare(Source(egohands_tree[0]), out, workers=0)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def real_sample() -> Path:
+    if not (REAL_SAMPLE / "boxes.csv").is_file():
+        pytest.skip(f"real EgoHands sample not found at {REAL_SAMPLE}")
+    return REAL_SAMPLE

@@ -1,0 +1,1 @@
+"""TF.js conversion and the browser demo."""
