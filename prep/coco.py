@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from prep.common import PrepError, atomic_write_bytes, fail, read_label_map
+from prep.common import UserError, atomic_write_bytes, fail, read_label_map
 from prep.dataset import SPLITS, FrameTask, RawObject, build
 from prep.sources import Source
 from prep.split import split_by_frame
@@ -73,7 +73,7 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject]]]]
         images = {im["id"]: im["file_name"] for im in coco["images"]}
         anns = coco.get("annotations", [])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise PrepError(f"{path}: not a COCO instances file ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a COCO instances file ({type(e).__name__}: {e})") from None
     objects: dict[int, list[RawObject]] = defaultdict(list)
     for ann in anns:
         try:
@@ -88,7 +88,7 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject]]]]
                 RawObject(cats[ann["category_id"]], "", polys, (x, y, x + w, y + h))
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise PrepError(f"{path}: annotation {ann.get('id')} is malformed ({e})") from None
+            raise UserError(f"{path}: annotation {ann.get('id')} is malformed ({e})") from None
     return [cats[k] for k in sorted(cats)], [(images[i], objects[i]) for i in sorted(images)]
 
 
@@ -107,7 +107,7 @@ def import_coco(
     tasks = []
     for name, objects in items:
         if name not in known:
-            raise PrepError(f"{json_path}: image {name} not found in {images}")
+            raise UserError(f"{json_path}: image {name} not found in {images}")
         tasks.append(FrameTask(name.replace("/", "_"), name, "", objects))
     masks = bool(tasks) and all(o.polygons for t in tasks for o in t.objects)
     split_of = split_by_frame([t.key for t in tasks], ratios, seed)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             s = import_coco(args.json, args.images, args.out, seed=args.seed, workers=args.workers)
             print(f"wrote {args.out}: {s['totals']['frames']} frames, {s['totals']['boxes']} boxes")
-    except PrepError as e:
+    except UserError as e:
         return fail(str(e))
     return 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 MARKER = "summary.json"  # present in every folder this project writes; marks it as replaceable
 
 
-class PrepError(Exception):
+class UserError(Exception):
     """A problem with the user's input or environment, reported as one line, never a traceback."""
 
 
@@ -32,12 +32,12 @@ def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise PrepError(f"{out} exists and is not a folder")
+        raise UserError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
-        raise PrepError(f"{out} exists and was not written by this tool; choose another --out")
+        raise UserError(f"{out} exists and was not written by this tool; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK):
-        raise PrepError(f"cannot write to {out.parent}")
+        raise UserError(f"cannot write to {out.parent}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp
@@ -82,13 +82,13 @@ def read_label_map(path: Path) -> dict[int, str]:
     """Parse a label map (``id`` and ``name``/``display_name``) into ``{id: name}``."""
     path = Path(path)
     if not path.is_file():
-        raise PrepError(f"label map not found: {path}")
+        raise UserError(f"label map not found: {path}")
     result: dict[int, str] = {}
     for body in _ITEM.findall(path.read_text()):
         fields = {m[0]: m[1] or m[2] or m[3] for m in _FIELD.findall(body)}
         if "id" not in fields or not (fields.get("name") or fields.get("display_name")):
-            raise PrepError(f"{path}: every item needs an id and a name")
+            raise UserError(f"{path}: every item needs an id and a name")
         result[int(fields["id"])] = fields.get("name") or fields["display_name"]
     if not result:
-        raise PrepError(f"{path}: no items in label map")
+        raise UserError(f"{path}: no items in label map")
     return result

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from prep.common import PrepError, atomic_dir, write_label_map
+from prep.common import UserError, atomic_dir, write_label_map
 from prep.geometry import (
     clean_polygon,
     clip_polygon,
@@ -156,7 +156,7 @@ def process_frame(source: Source, task: FrameTask, masks: bool, keep_empty: bool
     try:
         data = source.read(task.member)
         result.width, result.height, result.image_format = validate_image(data)
-    except (PrepError, ValueError) as e:
+    except (UserError, ValueError) as e:
         result.skipped = "corrupt_image"
         result.problems.append(("corrupt_image", str(e)))
         return result
@@ -258,9 +258,9 @@ def build(
     for task in tasks:
         for obj in task.objects:
             if obj.label not in class_ids:
-                raise PrepError(f"{task.member}: class {obj.label!r} is not one of {list(classes)}")
+                raise UserError(f"{task.member}: class {obj.label!r} is not one of {list(classes)}")
     if not tasks:
-        raise PrepError("no frames to write")
+        raise UserError("no frames to write")
     per_split = Counter(split_of[t.key] for t in tasks)
     frame_skips: dict[str, Counter] = defaultdict(Counter)
     box_skips: dict[str, Counter] = defaultdict(Counter)

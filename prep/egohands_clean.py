@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import numpy as np
 import scipy.io
 
-from prep.common import PrepError, fail
+from prep.common import UserError, fail
 from prep.dataset import FrameTask, RawObject, build
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import split_by_frame, split_by_video
@@ -69,19 +69,19 @@ def _loadmat(data: bytes, name: str) -> dict:
     try:
         return scipy.io.loadmat(io.BytesIO(data))
     except NotImplementedError:
-        raise PrepError(f"{name} is a MATLAB v7.3 (HDF5) file; save it with -v7") from None
+        raise UserError(f"{name} is a MATLAB v7.3 (HDF5) file; save it with -v7") from None
     except Exception as e:  # scipy raises many types for damaged files
-        raise PrepError(f"{name} is not a readable .mat file ({type(e).__name__}: {e})") from None
+        raise UserError(f"{name} is not a readable .mat file ({type(e).__name__}: {e})") from None
 
 
 def parse_polygons(data: bytes, name: str) -> list[dict[str, np.ndarray]]:
     """``polygons.mat`` -> one ``{hand_type: (N, 2) x,y array}`` per labelled frame."""
     mat = _loadmat(data, name)
     if "polygons" not in mat:
-        raise PrepError(f"{name} has no 'polygons' variable")
+        raise UserError(f"{name} has no 'polygons' variable")
     poly = mat["polygons"]
     if poly.dtype.names is None or not set(HAND_TYPES) & set(poly.dtype.names):
-        raise PrepError(f"{name}: 'polygons' is not a struct array with fields {HAND_TYPES}")
+        raise UserError(f"{name}: 'polygons' is not a struct array with fields {HAND_TYPES}")
     frames = []
     for rec in poly.reshape(-1):
         hands = {}
@@ -99,7 +99,7 @@ def parse_metadata(data: bytes, name: str = "metadata.mat") -> dict[str, dict]:
     """``metadata.mat`` -> ``{video_id: {activity, location, viewer, partner, frame_nums}}``."""
     mat = _loadmat(data, name)
     if "video" not in mat or mat["video"].dtype.names is None:
-        raise PrepError(f"{name} has no 'video' struct array")
+        raise UserError(f"{name} has no 'video' struct array")
     video = mat["video"]
     fields = video.dtype.names
     out = {}
@@ -124,7 +124,7 @@ def parse_metadata(data: bytes, name: str = "metadata.mat") -> dict[str, dict]:
                     for f in np.asarray(lf).reshape(-1)
                 ]
             except (ValueError, IndexError, TypeError, KeyError):
-                raise PrepError(f"{name}: labelled_frames of {vid} have no frame numbers") from None
+                raise UserError(f"{name}: labelled_frames of {vid} have no frame numbers") from None
         out[vid] = meta
     return out
 
@@ -176,13 +176,13 @@ def discover_polygons(source: Source, classes: str) -> tuple[list[Video], list[s
             by_num = {_frame_num(f): f for f in frames}
             missing = [n for n in nums if n not in by_num]
             if missing or len(nums) != len(polys):
-                raise PrepError(
+                raise UserError(
                     f"video {name}: metadata.mat lists {len(nums)} labelled frames, polygons.mat "
                     f"has {len(polys)}" + (f", frame(s) {missing[:5]} missing" if missing else "")
                 )
             frames = [by_num[n] for n in nums]
         elif len(frames) != len(polys):
-            raise PrepError(
+            raise UserError(
                 f"video {name}: {len(frames)} frames but {len(polys)} polygon entries "
                 "in polygons.mat"
             )
@@ -207,26 +207,26 @@ def discover_polygons(source: Source, classes: str) -> tuple[list[Video], list[s
 def discover_csv(source: Source, classes: str, csv_member: str) -> tuple[list[Video], list[str]]:
     """Video folders labelled by a handtracking-style boxes CSV (no masks)."""
     if classes != "hand":
-        raise PrepError("a boxes CSV carries no hand types; use --classes hand")
+        raise UserError("a boxes CSV carries no hand types; use --classes hand")
     text = source.read(csv_member).decode("utf-8-sig")
     reader = csv.DictReader(io.StringIO(text))
     need = {"filename", "xmin", "ymin", "xmax", "ymax"}
     if not reader.fieldnames or not need <= set(reader.fieldnames):
-        raise PrepError(f"{csv_member} needs columns {sorted(need)}")
+        raise UserError(f"{csv_member} needs columns {sorted(need)}")
     base = str(PurePosixPath(csv_member).parent)
     boxes: dict[str, list[RawObject]] = {}
     for i, row in enumerate(reader, 2):
         try:
             box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
-            raise PrepError(f"{csv_member} line {i}: coordinates are not numbers") from None
+            raise UserError(f"{csv_member} line {i}: coordinates are not numbers") from None
         member = str(PurePosixPath(base) / row["filename"]) if base != "." else row["filename"]
         boxes.setdefault(member, []).append(RawObject("hand", row.get("hand_type") or "", (), box))
     known = set(source.members)
     videos: dict[str, Video] = {}
     for member in sorted(boxes, key=lambda m: (str(PurePosixPath(m).parent), _frame_num(m), m)):
         if member not in known:
-            raise PrepError(f"{csv_member} names {member}, which is not in {source.path}")
+            raise UserError(f"{csv_member} names {member}, which is not in {source.path}")
         folder = str(PurePosixPath(member).parent)
         name = PurePosixPath(folder).name if folder != "." else "images"
         v = videos.setdefault(name, Video(name, folder, meta=video_attributes(name)))
@@ -244,14 +244,14 @@ def discover(source: Source, classes: str) -> tuple[list[Video], list[str]]:
             key=lambda m: (m.count("/"), m),
         )
         if not csvs:
-            raise PrepError(
+            raise UserError(
                 f"no EgoHands videos in {source.path}: found neither "
                 "<VIDEO>/polygons.mat nor boxes.csv"
             )
         videos, warnings = discover_csv(source, classes, csvs[0])
     videos = [v for v in videos if v.frames]
     if not videos:
-        raise PrepError(f"no labelled frames in {source.path}")
+        raise UserError(f"no labelled frames in {source.path}")
     return sorted(videos, key=lambda v: v.name), warnings
 
 
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         if args.frames_per_shard < 1:
-            raise PrepError("--frames-per-shard must be at least 1")
+            raise UserError("--frames-per-shard must be at least 1")
         if args.source:
             source_path = Path(args.source)
         else:
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
 
             written = write_previews(args.out, args.preview)
             print(f"preview: {len(written)} image(s) in {args.out / 'preview'}")
-    except PrepError as e:
+    except UserError as e:
         return fail(str(e))
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, ImageFile
 from tqdm import tqdm
 
-from prep.common import PrepError
+from prep.common import UserError
 
 EGOHANDS_URL = "http://vision.soic.indiana.edu/egohands_files/egohands_data.zip"
 
@@ -26,14 +26,14 @@ class Source:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.exists():
-            raise PrepError(f"source not found: {self.path}")
+            raise UserError(f"source not found: {self.path}")
         self.is_zip = self.path.is_file()
         self._zip: zipfile.ZipFile | None = None
         if self.is_zip:
             try:
                 self.members = sorted(n for n in self._archive().namelist() if not n.endswith("/"))
             except (zipfile.BadZipFile, OSError) as e:
-                raise PrepError(f"{self.path} is not a readable zip archive ({e})") from None
+                raise UserError(f"{self.path} is not a readable zip archive ({e})") from None
         else:
             self.members = sorted(
                 str(PurePosixPath(Path(root, name).relative_to(self.path)))
@@ -55,7 +55,7 @@ class Source:
                 return self._archive().read(member)
             return (self.path / member).read_bytes()
         except (KeyError, OSError, zipfile.BadZipFile) as e:
-            raise PrepError(f"cannot read {member} from {self.path}: {e}") from None
+            raise UserError(f"cannot read {member} from {self.path}: {e}") from None
 
     def local_path(self, member: str) -> Path | None:
         return None if self.is_zip else self.path / member
@@ -100,9 +100,9 @@ def download(url: str, dest: Path, chunk: int = 1 << 20) -> Path:
         if e.code == 416 and have:  # the part file is already complete
             part.rename(dest)
             return dest
-        raise PrepError(f"download of {url} failed: HTTP {e.code}") from None
+        raise UserError(f"download of {url} failed: HTTP {e.code}") from None
     except (urllib.error.URLError, OSError) as e:
-        raise PrepError(
+        raise UserError(
             f"cannot download {url} ({getattr(e, 'reason', e)}); download it by hand and pass "
             "--source path/to/egohands_data.zip"
         ) from None
@@ -121,8 +121,8 @@ def download(url: str, dest: Path, chunk: int = 1 << 20) -> Path:
                     f.write(block)
                     bar.update(len(block))
         except OSError as e:
-            raise PrepError(f"download of {url} interrupted ({e}); run again to resume") from None
+            raise UserError(f"download of {url} interrupted ({e}); run again to resume") from None
     if total is not None and part.stat().st_size != total:
-        raise PrepError(f"download of {url} incomplete; run again to resume")
+        raise UserError(f"download of {url} incomplete; run again to resume")
     part.rename(dest)
     return dest

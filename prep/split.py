@@ -6,7 +6,7 @@ import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from prep.common import PrepError
+from prep.common import UserError
 
 SPLITS = ("train", "eval", "test")
 
@@ -15,7 +15,7 @@ def split_counts(n: int, ratios: Sequence[float]) -> tuple[int, int, int]:
     """How many of ``n`` items go to train/eval/test; eval and test get at least one each when
     their ratio is positive and there are enough items."""
     if len(ratios) != 3 or any(r < 0 for r in ratios) or sum(ratios) <= 0:
-        raise PrepError(f"ratios must be three non-negative numbers, got {list(ratios)}")
+        raise UserError(f"ratios must be three non-negative numbers, got {list(ratios)}")
     total = sum(ratios)
     n_eval, n_test = (round(n * r / total) for r in ratios[1:])
     if n >= 3:
@@ -23,7 +23,7 @@ def split_counts(n: int, ratios: Sequence[float]) -> tuple[int, int, int]:
         n_test = max(n_test, 1 if ratios[2] > 0 else 0)
     n_train = n - n_eval - n_test
     if n_train < 1:
-        raise PrepError(
+        raise UserError(
             f"{n} item(s) cannot be split {list(ratios)}; need more videos or use --split-by frame"
         )
     return n_train, n_eval, n_test

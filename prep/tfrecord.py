@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prep.common import PrepError
+from prep.common import UserError
 from prep.geometry import png_to_mask
 from prep.tfenv import tf
 
@@ -148,7 +148,7 @@ def read_records(paths: str | Path | Sequence[str | Path]) -> Iterator[Example]:
     for p in paths:
         matched = sorted(tf.io.gfile.glob(str(p)))
         if not matched:
-            raise PrepError(f"no TFRecord files match {p}")
+            raise UserError(f"no TFRecord files match {p}")
         files.extend(matched)
     for path in files:
         for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from prep.common import PrepError, atomic_dir, fail
+from prep.common import UserError, atomic_dir, fail
 from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, RawObject, build
 from prep.sources import Source
 from prep.split import split_by_frame
@@ -25,20 +25,20 @@ def read_voc(path: Path) -> tuple[str, list[RawObject]]:
     try:
         root = etree.parse(str(path)).getroot()
     except (etree.XMLSyntaxError, OSError) as e:
-        raise PrepError(f"{path}: not a readable VOC XML file ({e})") from None
+        raise UserError(f"{path}: not a readable VOC XML file ({e})") from None
     filename = (root.findtext("filename") or "").strip()
     if not filename:
-        raise PrepError(f"{path}: no <filename>")
+        raise UserError(f"{path}: no <filename>")
     objects = []
     for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip()
         bb = obj.find("bndbox")
         if not name or bb is None:
-            raise PrepError(f"{path}: an <object> lacks <name> or <bndbox>")
+            raise UserError(f"{path}: an <object> lacks <name> or <bndbox>")
         try:
             box = tuple(float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
-            raise PrepError(f"{path}: <bndbox> of {name!r} is not four numbers") from None
+            raise UserError(f"{path}: <bndbox> of {name!r} is not four numbers") from None
         objects.append(RawObject(name, "", (), box))
     return filename, objects
 
@@ -79,13 +79,13 @@ def import_voc(
     """Build a dataset folder from VOC XMLs; frames are split at random (seeded)."""
     xmls = sorted(Path(annotations).glob("*.xml"))
     if not xmls:
-        raise PrepError(f"no .xml files in {annotations}")
+        raise UserError(f"no .xml files in {annotations}")
     source = Source(images)
     tasks = []
     for xml in xmls:
         filename, objects = read_voc(xml)
         if filename not in source.members:
-            raise PrepError(f"{xml}: image {filename} not found in {images}")
+            raise UserError(f"{xml}: image {filename} not found in {images}")
         tasks.append(FrameTask(filename, filename, "", objects))
     names = classes or sorted({o.label for t in tasks for o in t.objects})
     split_of = split_by_frame([t.key for t in tasks], ratios, seed)
@@ -106,13 +106,13 @@ def export_voc(data: Path, split: str, out: Path) -> int:
     """Write ``<out>/images/`` and ``<out>/annotations/*.xml`` for one split of a dataset folder."""
     table = Path(data) / f"{split}_labels.csv"
     if not table.is_file():
-        raise PrepError(f"{table} not found; is {data} a prepared dataset?")
+        raise UserError(f"{table} not found; is {data} a prepared dataset?")
     frames: dict[str, list] = defaultdict(list)
     sizes = {}
     with open(table, newline="") as f:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ())[:8] != CSV_COLUMNS[:8]:
-            raise PrepError(f"{table}: unexpected columns {reader.fieldnames}")
+            raise UserError(f"{table}: unexpected columns {reader.fieldnames}")
         for row in reader:
             frames[row["filename"]].append(
                 (row["class"], tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             n = export_voc(args.data, args.split, args.out)
             print(f"wrote {n} VOC annotations to {args.out}")
-    except PrepError as e:
+    except UserError as e:
         return fail(str(e))
     return 0
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from prep.common import PrepError, read_label_map
+from prep.common import UserError, read_label_map
 from prep.egohands_clean import HAND_TYPES, parse_metadata, parse_polygons, prepare
 from prep.fixtures import write_egohands
 from prep.geometry import rasterize
@@ -186,7 +186,7 @@ def test_metadata_frame_numbers_pair_frames(egohands_tree, tmp_path):
     summary = prepare(Source(tree), tmp_path / "out", workers=0)
     assert summary["totals"]["frames"] == 23  # the extra frame is not paired with anything
     (tree / "metadata.mat").unlink()
-    with pytest.raises(PrepError, match=f"video {video}: 9 frames but 8 polygon entries"):
+    with pytest.raises(UserError, match=f"video {video}: 9 frames but 8 polygon entries"):
         prepare(Source(tree), tmp_path / "out2", workers=0)
 
 
@@ -194,7 +194,7 @@ def test_missing_frame_is_an_error_naming_the_video(egohands_tree, tmp_path):
     tree = _copy_tree(egohands_tree, tmp_path)
     video = list(egohands_tree[1])[1]
     sorted((tree / "_LABELLED_SAMPLES" / video).glob("*.jpg"))[2].unlink()
-    with pytest.raises(PrepError, match=f"video {video}.*missing"):
+    with pytest.raises(UserError, match=f"video {video}.*missing"):
         prepare(Source(tree), tmp_path / "out", workers=0)
     assert not (tmp_path / "out").exists()
 
@@ -238,7 +238,7 @@ def test_refuses_to_replace_a_folder_it_did_not_write(egohands_tree, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("precious")
-    with pytest.raises(PrepError, match="not written by this tool"):
+    with pytest.raises(UserError, match="not written by this tool"):
         prepare(Source(egohands_tree[0]), out, workers=0)
     assert (out / "notes.txt").read_text() == "precious"
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from prep.common import PrepError
+from prep.common import UserError
 from prep.sources import download, validate_image
 
 
@@ -54,7 +54,7 @@ def server():
 def test_download_resumes_after_a_dropped_connection(server, tmp_path):
     RangeHandler.cut_after = 1_000_000
     dest = tmp_path / "egohands_data.zip"
-    with pytest.raises(PrepError, match="run again to resume"):
+    with pytest.raises(UserError, match="run again to resume"):
         download(server, dest, chunk=65536)
     part = dest.with_name(dest.name + ".part")
     assert part.stat().st_size == 1_000_000 and not dest.exists()
@@ -65,7 +65,7 @@ def test_download_resumes_after_a_dropped_connection(server, tmp_path):
 
 
 def test_download_reports_unreachable_host(tmp_path):
-    with pytest.raises(PrepError, match="pass --source"):
+    with pytest.raises(UserError, match="pass --source"):
         download("http://127.0.0.1:9/egohands_data.zip", tmp_path / "x.zip")
 
 
@@ -93,6 +93,6 @@ def test_label_map_round_trip(tmp_path):
     write_label_map(tmp_path / "lm.pbtxt", ["myleft", "myright"])
     assert read_label_map(tmp_path / "lm.pbtxt") == {1: "myleft", 2: "myright"}
     (tmp_path / "bad.pbtxt").write_text("item { name: 'x' }")
-    with pytest.raises(PrepError, match="needs an id"):
+    with pytest.raises(UserError, match="needs an id"):
         read_label_map(tmp_path / "bad.pbtxt")
     assert Path(tmp_path / "lm.pbtxt").read_text().startswith("item {\n  id: 1\n  name: 'myleft'")

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from prep.common import PrepError
+from prep.common import UserError
 from prep.egohands_clean import video_attributes
 from prep.split import split_by_frame, split_by_video, split_counts
 
@@ -56,9 +56,9 @@ def test_counts_and_errors():
     assert split_counts(48, (0.8, 0.1, 0.1)) == (38, 5, 5)
     assert split_counts(4, (0.8, 0.1, 0.1)) == (2, 1, 1)
     assert split_counts(2, (0.8, 0.1, 0.1)) == (2, 0, 0)
-    with pytest.raises(PrepError, match="cannot be split"):
+    with pytest.raises(UserError, match="cannot be split"):
         split_counts(2, (0.1, 0.45, 0.45))
-    with pytest.raises(PrepError):
+    with pytest.raises(UserError):
         split_counts(10, (0.8, -0.1, 0.3))
 
 

@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from prep.coco import export_coco, import_coco
-from prep.common import PrepError
+from prep.common import UserError
 from prep.tfrecord import read_records, shard_pattern
 from prep.voc import export_voc, import_voc, read_voc
 
@@ -47,7 +47,7 @@ def test_voc_bad_xml_is_one_clear_error(tmp_path):
     (tmp_path / "ann").mkdir()
     (tmp_path / "img").mkdir()
     (tmp_path / "ann" / "a.xml").write_text("<annotation><filename>a.jpg</filename>")
-    with pytest.raises(PrepError, match="not a readable VOC XML"):
+    with pytest.raises(UserError, match="not a readable VOC XML"):
         import_voc(tmp_path / "img", tmp_path / "ann", tmp_path / "out", workers=0)
 
 
@@ -111,5 +111,5 @@ def test_coco_import_with_polygons_builds_masks(tmp_path):
 
 def test_coco_malformed_is_one_clear_error(tmp_path):
     (tmp_path / "x.json").write_text('{"images": []}')
-    with pytest.raises(PrepError, match="not a COCO instances file"):
+    with pytest.raises(UserError, match="not a COCO instances file"):
         import_coco(tmp_path / "x.json", tmp_path, tmp_path / "out", workers=0)

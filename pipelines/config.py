@@ -1,0 +1,182 @@
+"""Pipeline configs as data: load and validate with the OD API's own protos, and fill the
+templates in ``pipelines/`` for a dataset folder.
+
+    python -m pipelines.configure --data data/egohands --model ssd --out runs/ssd/pipeline.config
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from google.protobuf import text_format
+
+from pipelines import odapi  # noqa: F401  (protos need the compatibility shims)
+from prep.common import UserError, atomic_write_bytes, read_label_map
+
+from object_detection.protos import pipeline_pb2
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = {
+    "ssd": HERE / "ssd_mobilenet_v2_fpnlite_320_hands.config",
+    "mask_rcnn": HERE / "mask_rcnn_resnet50_320_hands.config",
+}
+HAND_TYPES = {"myleft", "myright", "yourleft", "yourright"}
+Pipeline = pipeline_pb2.TrainEvalPipelineConfig
+
+
+def parse(text: str, source: str = "<config>") -> Pipeline:
+    """Parse pipeline text; a syntax error or an unknown field is one message naming it."""
+    proto = Pipeline()
+    try:
+        text_format.Merge(text, proto)
+    except text_format.ParseError as e:
+        raise UserError(f"{source}: invalid pipeline config: {e}") from None
+    return proto
+
+
+def load(path: str | Path) -> Pipeline:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"pipeline config not found: {path}")
+    return parse(path.read_text(), str(path))
+
+
+def to_text(proto: Pipeline) -> str:
+    return text_format.MessageToString(proto)
+
+
+def save(proto: Pipeline, path: str | Path) -> None:
+    atomic_write_bytes(Path(path), to_text(proto).encode())
+
+
+def meta_arch(proto: Pipeline) -> str:
+    return proto.model.WhichOneof("model")
+
+
+def num_classes(proto: Pipeline) -> int:
+    return getattr(proto.model, meta_arch(proto)).num_classes
+
+
+def has_masks(proto: Pipeline) -> bool:
+    return meta_arch(proto) == "faster_rcnn" and proto.model.faster_rcnn.number_of_stages == 3
+
+
+def checkpoint_exists(prefix: str) -> bool:
+    return bool(prefix) and Path(prefix + ".index").is_file()
+
+
+def check(proto: Pipeline, *, source: str = "<config>", need_eval: bool = False) -> None:
+    """Semantic checks the protos cannot do; each failure names the field."""
+    arch = meta_arch(proto)
+    if arch not in ("ssd", "faster_rcnn"):
+        raise UserError(f"{source}: model: expected ssd or faster_rcnn, got {arch}")
+    if proto.train_config.batch_size < 1:
+        raise UserError(f"{source}: train_config.batch_size must be at least 1")
+    readers = [("train_input_reader", proto.train_input_reader)]
+    if need_eval:
+        if not proto.eval_input_reader:
+            raise UserError(f"{source}: eval_input_reader is missing")
+        readers.append(("eval_input_reader[0]", proto.eval_input_reader[0]))
+    for name, reader in readers:
+        label_map = reader.label_map_path
+        if not Path(label_map).is_file():
+            raise UserError(f"{source}: {name}.label_map_path: {label_map} not found")
+        n = len(read_label_map(Path(label_map)))
+        if n != num_classes(proto):
+            raise UserError(
+                f"{source}: model.{arch}.num_classes is {num_classes(proto)} but "
+                f"{label_map} has {n} classes"
+            )
+        for pattern in reader.tf_record_input_reader.input_path:
+            if not glob.glob(pattern):
+                raise UserError(
+                    f"{source}: {name}.tf_record_input_reader.input_path: no file matches {pattern}"
+                )
+        if has_masks(proto) and not reader.load_instance_masks:
+            raise UserError(f"{source}: {name}.load_instance_masks must be true for a mask model")
+
+
+def configure(
+    model: str,
+    data: Path,
+    *,
+    batch_size: int | None = None,
+    steps: int | None = None,
+    checkpoint: str | None = None,
+    from_scratch: bool = False,
+    learning_rate: float | None = None,
+) -> Pipeline:
+    """Fill a template for a dataset folder written by prep (label map, records, class count)."""
+    if model not in TEMPLATES:
+        raise UserError(f"--model must be one of {sorted(TEMPLATES)}")
+    proto = load(TEMPLATES[model])
+    data = Path(data)
+    label_map = data / "label_map.pbtxt"
+    classes = read_label_map(label_map)
+    arch = getattr(proto.model, meta_arch(proto))
+    arch.num_classes = len(classes)
+    for reader, split in (
+        (proto.train_input_reader, "train"),
+        (proto.eval_input_reader[0], "eval"),
+    ):
+        reader.label_map_path = str(label_map)
+        del reader.tf_record_input_reader.input_path[:]
+        reader.tf_record_input_reader.input_path.append(
+            str(data / f"{split}.record-?????-of-?????")
+        )
+    train = proto.train_config
+    if set(classes.values()) & HAND_TYPES:  # a mirror image swaps left and right hands
+        kept = [
+            o
+            for o in train.data_augmentation_options
+            if o.WhichOneof("preprocessing_step") != "random_horizontal_flip"
+        ]
+        del train.data_augmentation_options[:]
+        train.data_augmentation_options.extend(kept)
+    if batch_size is not None:
+        if batch_size < 1:
+            raise UserError("--batch-size must be at least 1")
+        train.batch_size = batch_size
+    if steps is not None:
+        if steps < 1:
+            raise UserError("--steps must be at least 1")
+        train.num_steps = steps
+    schedule = _cosine(proto)
+    if schedule is not None:
+        schedule.total_steps = train.num_steps
+        schedule.warmup_steps = min(schedule.warmup_steps, max(0, train.num_steps // 10))
+        if learning_rate is not None:
+            schedule.learning_rate_base = learning_rate
+            schedule.warmup_learning_rate = min(schedule.warmup_learning_rate, learning_rate)
+    if checkpoint is not None:
+        train.fine_tune_checkpoint = checkpoint
+    if from_scratch:
+        make_from_scratch(proto)
+    return proto
+
+
+def make_from_scratch(proto: Pipeline) -> None:
+    """No fine-tune checkpoint; let batch norm learn its statistics."""
+    proto.train_config.fine_tune_checkpoint = ""
+    if meta_arch(proto) == "ssd":
+        proto.model.ssd.freeze_batchnorm = False
+    else:
+        proto.model.faster_rcnn.feature_extractor.batch_norm_trainable = True
+
+
+def _cosine(proto: Pipeline):
+    opt = proto.train_config.optimizer
+    which = opt.WhichOneof("optimizer")
+    if which is None:
+        return None
+    lr = getattr(opt, which).learning_rate
+    return (
+        lr.cosine_decay_learning_rate
+        if lr.WhichOneof("learning_rate") == "cosine_decay_learning_rate"
+        else None
+    )
+
+
+def input_files(pattern: str) -> list[str]:
+    return sorted(glob.glob(pattern))

@@ -1,0 +1,61 @@
+"""Write a pipeline.config for a dataset folder from one of the templates in pipelines/.
+
+python -m pipelines.configure --data data/egohands --model ssd --out runs/ssd/pipeline.config
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prep.common import UserError, fail
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.configure",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", type=Path, required=True, help="a dataset folder written by prep")
+    p.add_argument("--model", choices=("ssd", "mask_rcnn"), default="ssd")
+    p.add_argument("--out", type=Path, required=True, help="pipeline.config to write")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--learning-rate", type=float, help="cosine schedule base rate")
+    p.add_argument("--checkpoint", help="fine_tune_checkpoint prefix (e.g. .../ckpt-0)")
+    p.add_argument("--from-scratch", action="store_true", help="no fine-tune checkpoint")
+    args = p.parse_args(argv)
+    try:
+        from pipelines import config
+
+        proto = config.configure(
+            args.model,
+            args.data,
+            batch_size=args.batch_size,
+            steps=args.steps,
+            checkpoint=args.checkpoint,
+            from_scratch=args.from_scratch,
+            learning_rate=args.learning_rate,
+        )
+        config.check(proto, source=str(args.out), need_eval=True)
+        config.save(proto, args.out)
+    except UserError as e:
+        return fail(str(e))
+    ckpt = proto.train_config.fine_tune_checkpoint
+    print(
+        f"wrote {args.out}: {config.meta_arch(proto)}, {config.num_classes(proto)} class(es), "
+        f"batch {proto.train_config.batch_size}, {proto.train_config.num_steps} steps, "
+        f"fine-tune from {ckpt or 'scratch'}"
+    )
+    if ckpt and not config.checkpoint_exists(ckpt):
+        print(
+            f"note: {ckpt} does not exist yet; pipelines.train will stop until it does "
+            "(or pass --from-scratch)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

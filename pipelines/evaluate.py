@@ -1,0 +1,224 @@
+"""Evaluate one checkpoint once and return: COCO box AP/AP50/AR, and for a mask model mask AP
+and hand IoU. No waiting for new checkpoints (``model_main_tf2``'s eval mode waits 300 s).
+
+    python -m pipelines.evaluate --model-dir runs/ssd [--checkpoint runs/ssd/ckpt-2000]
+        [--pipeline runs/ssd/pipeline.config] [--out metrics.json] [--max-examples N]
+
+Metrics are written to ``<model-dir>/eval/metrics-<step>.json`` (or ``--out``) and to TensorBoard.
+Hand IoU pools, over all images, the pixels of the union of detected masks (score >= 0.5) and
+of the ground-truth masks: intersection / union, as hand segmentation papers report it; the
+mean of per-image IoUs is given too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipelines import config as cfg
+from pipelines.odapi import tf
+from prep.common import UserError, atomic_write_bytes, fail
+
+from object_detection import eval_util, inputs, model_lib, model_lib_v2
+from object_detection.builders import model_builder
+from object_detection.core import standard_fields as fields
+from object_detection.utils import config_util, label_map_util
+
+HEADLINE = {
+    "DetectionBoxes_Precision/mAP": "box_AP",
+    "DetectionBoxes_Precision/mAP@.50IOU": "box_AP50",
+    "DetectionBoxes_Precision/mAP@.75IOU": "box_AP75",
+    "DetectionBoxes_Recall/AR@100": "box_AR100",
+    "DetectionMasks_Precision/mAP": "mask_AP",
+    "DetectionMasks_Precision/mAP@.50IOU": "mask_AP50",
+    "hand_iou": "hand_IoU",
+}
+
+
+class HandIoU:
+    """Pixel IoU of the union of hand masks, pooled over images and averaged per image."""
+
+    def __init__(self, score_threshold: float = 0.5):
+        self.threshold = score_threshold
+        self.intersection = self.union = 0
+        self.per_image: list[float] = []
+
+    def add(self, eval_dict: dict) -> None:
+        det = eval_dict[fields.DetectionResultFields.detection_masks].numpy()
+        scores = eval_dict[fields.DetectionResultFields.detection_scores].numpy()
+        gt = eval_dict[fields.InputDataFields.groundtruth_instance_masks].numpy()
+        n_gt = eval_dict[fields.InputDataFields.num_groundtruth_boxes].numpy()
+        for b in range(det.shape[0]):
+            pred = (det[b][scores[b] >= self.threshold] > 0).any(axis=0)
+            truth = (gt[b][: int(n_gt[b])] > 0).any(axis=0)
+            if pred.shape != truth.shape:
+                pred = (
+                    tf.image.resize(
+                        pred[..., None].astype(np.uint8), truth.shape, "nearest"
+                    ).numpy()[..., 0]
+                    > 0
+                )
+            inter, union = int((pred & truth).sum()), int((pred | truth).sum())
+            self.intersection += inter
+            self.union += union
+            if union:
+                self.per_image.append(inter / union)
+
+    def result(self) -> dict[str, float]:
+        return {
+            "hand_iou": self.intersection / self.union if self.union else float("nan"),
+            "hand_iou_mean_per_image": float(np.mean(self.per_image))
+            if self.per_image
+            else float("nan"),
+        }
+
+
+def resolve_checkpoint(model_dir: Path | None, checkpoint: str | None) -> str:
+    if checkpoint:
+        if Path(checkpoint).is_dir():
+            model_dir, checkpoint = Path(checkpoint), None
+        elif not cfg.checkpoint_exists(checkpoint):
+            raise UserError(f"checkpoint {checkpoint} not found (expected {checkpoint}.index)")
+        else:
+            return checkpoint
+    latest = tf.train.latest_checkpoint(str(model_dir)) if model_dir else None
+    if not latest:
+        raise UserError(f"no checkpoint in {model_dir}; train first (python -m pipelines.train)")
+    return latest
+
+
+def evaluate(
+    pipeline: str | Path,
+    checkpoint: str,
+    *,
+    max_examples: int | None = None,
+    summary_dir: Path | None = None,
+    quiet: bool = False,
+) -> dict:
+    """COCO metrics (+ hand IoU for masks) of ``checkpoint`` on the eval input of ``pipeline``."""
+    proto = cfg.load(pipeline)
+    cfg.check(proto, source=str(pipeline), need_eval=True)
+    configs = config_util.create_configs_from_pipeline_proto(proto)
+    model_config, eval_config = configs["model"], configs["eval_config"]
+    eval_input_config = configs["eval_input_configs"][0]
+    eval_config.batch_size = 1
+    model = model_builder.build(model_config, is_training=False)
+    ckpt = tf.train.Checkpoint(model=model, step=tf.Variable(0, dtype=tf.int64))
+    try:
+        ckpt.restore(checkpoint).expect_partial()
+    except (tf.errors.NotFoundError, ValueError, AssertionError) as e:
+        raise UserError(f"checkpoint {checkpoint} does not match {pipeline}: {e}") from None
+    step = int(ckpt.step.numpy())
+    dataset = inputs.eval_input(eval_config, eval_input_config, model_config, model=model)
+    if max_examples:
+        dataset = dataset.take(max_examples)
+
+    categories = list(
+        label_map_util.create_category_index_from_labelmap(
+            eval_input_config.label_map_path
+        ).values()
+    )
+    evaluators = eval_util.get_evaluators(
+        eval_config, categories, eval_util.evaluator_options_from_eval_config(eval_config)
+    )
+    hand_iou = HandIoU() if cfg.has_masks(proto) else None
+
+    @tf.function
+    def compute(features, labels):
+        unstacked = model_lib.unstack_batch(dict(labels), unpad_groundtruth_tensors=True)
+        losses, predictions = model_lib_v2._compute_losses_and_predictions_dicts(
+            model,
+            features,
+            unstacked,
+            training_step=None,
+            add_regularization_loss=configs["train_config"].add_regularization_loss,
+        )
+        detections = model.postprocess(
+            predictions, features[fields.InputDataFields.true_image_shape]
+        )
+        keep = (
+            fields.InputDataFields.image,
+            fields.InputDataFields.original_image,
+            fields.InputDataFields.original_image_spatial_shape,
+            fields.InputDataFields.true_image_shape,
+            inputs.HASH_KEY,
+        )
+        return losses, detections, labels, {k: features[k] for k in keep}
+
+    loss_sums: dict[str, float] = {}
+    n = 0
+    for features, labels in tqdm(dataset, desc="eval", unit="image", disable=quiet):
+        losses, detections, groundtruth, eval_features = compute(features, labels)
+        eval_dict, _ = model_lib_v2.prepare_eval_dict(detections, dict(groundtruth), eval_features)
+        for evaluator in evaluators:
+            evaluator.add_eval_dict(eval_dict)
+        if hand_iou is not None:
+            hand_iou.add(eval_dict)
+        for k, v in losses.items():
+            loss_sums[k] = loss_sums.get(k, 0.0) + float(v)
+        n += 1
+    if n == 0:
+        raise UserError(f"{pipeline}: the eval input has no examples")
+    metrics: dict[str, float] = {}
+    for evaluator in evaluators:
+        metrics.update({str(k): float(v) for k, v in evaluator.evaluate().items()})
+    metrics.update({k: v / n for k, v in loss_sums.items()})
+    if hand_iou is not None:
+        metrics.update(hand_iou.result())
+    result = {
+        "checkpoint": checkpoint,
+        "step": step,
+        "examples": n,
+        "headline": {short: round(metrics[k], 4) for k, short in HEADLINE.items() if k in metrics},
+        "metrics": metrics,
+    }
+    if summary_dir is not None:
+        with tf.summary.create_file_writer(str(summary_dir)).as_default():
+            for k, v in metrics.items():
+                tf.summary.scalar(k, v, step=step)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        help="training folder (its latest checkpoint and its as-run pipeline.config are used)",
+    )
+    p.add_argument("--checkpoint", help="a checkpoint prefix such as runs/ssd/ckpt-2000")
+    p.add_argument("--pipeline", help="pipeline.config (default: <model-dir>/pipeline.config)")
+    p.add_argument("--out", type=Path, help="metrics JSON (default: <model-dir>/eval/...)")
+    p.add_argument("--max-examples", type=int)
+    args = p.parse_args(argv)
+    try:
+        if not args.model_dir and not args.checkpoint:
+            raise UserError("pass --model-dir or --checkpoint")
+        checkpoint = resolve_checkpoint(args.model_dir, args.checkpoint)
+        model_dir = args.model_dir or Path(checkpoint).parent
+        pipeline = args.pipeline or model_dir / "pipeline.config"
+        result = evaluate(
+            pipeline, checkpoint, max_examples=args.max_examples, summary_dir=model_dir / "eval"
+        )
+        out = args.out or model_dir / "eval" / f"metrics-{result['step']}.json"
+        atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    except UserError as e:
+        return fail(str(e))
+    print(f"{checkpoint} (step {result['step']}, {result['examples']} images)")
+    for k, v in result["headline"].items():
+        print(f"  {k:<10} {v:.4f}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
