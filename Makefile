@@ -27,6 +27,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m prep.bench
+	$(BIN)/python -m pipelines.bench
 
 clean:
 	rm -rf $(VENV) data/demo data/fixture-egohands

@@ -13,6 +13,7 @@ kill continues from the last checkpoint in ``--model-dir``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipelines import config as cfg
+from pipelines import fast_input
 from pipelines.odapi import tf
 from prep.common import UserError, atomic_write_bytes, fail
 
@@ -53,6 +55,7 @@ class Trainer:
         checkpoint: str | None = None,
         from_scratch: bool = False,
         max_to_keep: int = 3,
+        fast_decode: bool = True,
     ):
         self.model_dir = Path(model_dir)
         proto = cfg.load(pipeline)
@@ -80,9 +83,15 @@ class Trainer:
         self.model_config, self.train_config = configs["model"], configs["train_config"]
         config_util.update_fine_tune_checkpoint_type(self.train_config)
         self.model = model_builder.build(self.model_config, is_training=True, add_summaries=False)
-        self.dataset = inputs.train_input(
-            self.train_config, configs["train_input_config"], self.model_config, model=self.model
-        ).repeat()
+        min_side = fast_input.model_min_side(self.model_config) if fast_decode else 0
+        scaled = fast_input.scaled_jpeg_decoding(min_side) if min_side else contextlib.nullcontext()
+        with scaled:
+            self.dataset = inputs.train_input(
+                self.train_config,
+                configs["train_input_config"],
+                self.model_config,
+                model=self.model,
+            ).repeat()
         self.global_step = tf.Variable(0, trainable=False, dtype=tf.int64, name="global_step")
         self.optimizer, (lr,) = optimizer_builder.build(
             self.train_config.optimizer, global_step=self.global_step
@@ -206,6 +215,7 @@ def train(
     from_scratch=False,
     checkpoint_every=500,
     quiet=False,
+    fast_decode=True,
 ) -> dict:
     trainer = Trainer(
         pipeline,
@@ -214,6 +224,7 @@ def train(
         batch_size=batch_size,
         checkpoint=checkpoint,
         from_scratch=from_scratch,
+        fast_decode=fast_decode,
     )
     return trainer.run(checkpoint_every=checkpoint_every, quiet=quiet)
 
@@ -235,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train without a fine-tune checkpoint (slow to learn)",
     )
+    p.add_argument(
+        "--full-res-decode",
+        action="store_true",
+        help="decode training JPEGs at full size (default: the smallest libjpeg scale that "
+        "covers the model input; see pipelines/fast_input.py)",
+    )
     args = p.parse_args(argv)
     try:
         if args.checkpoint_every < 1:
@@ -247,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=args.checkpoint,
             from_scratch=args.from_scratch,
             checkpoint_every=args.checkpoint_every,
+            fast_decode=not args.full_res_decode,
         )
     except UserError as e:
         return fail(str(e))

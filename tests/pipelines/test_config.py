@@ -117,3 +117,17 @@ def test_configure_cli(prepared, tmp_path):
     )
     assert bad.returncode == 2 and "label map not found" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["model_main_tf2", "exporter_main_v2"])
+def test_od_api_mains_run_through_the_shims(name):
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.odapi_main", name, "--helpfull"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert "pipeline_config_path" in result.stdout + result.stderr
+    assert "Descriptors cannot be created directly" not in result.stderr
+    assert "Traceback" not in result.stderr
