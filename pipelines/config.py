@@ -180,3 +180,15 @@ def _cosine(proto: Pipeline):
 
 def input_files(pattern: str) -> list[str]:
     return sorted(glob.glob(pattern))
+
+
+def input_size(proto: Pipeline) -> tuple[int, int]:
+    """``(height, width)`` the model resizes images to (the longest side for aspect-keeping)."""
+    resizer = getattr(proto.model, meta_arch(proto)).image_resizer
+    which = resizer.WhichOneof("image_resizer_oneof")
+    if which == "fixed_shape_resizer":
+        return resizer.fixed_shape_resizer.height, resizer.fixed_shape_resizer.width
+    if which == "keep_aspect_ratio_resizer":
+        side = resizer.keep_aspect_ratio_resizer.max_dimension
+        return side, side
+    raise UserError(f"unsupported image_resizer {which}")

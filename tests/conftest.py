@@ -41,3 +41,26 @@ def real_sample() -> Path:
     if not (REAL_SAMPLE / "boxes.csv").is_file():
         pytest.skip(f"real EgoHands sample not found at {REAL_SAMPLE}")
     return REAL_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def real_data(real_sample, tmp_path_factory) -> Path:
+    """The real sample prepped once (boxes only; split by video)."""
+    from prep.egohands_clean import prepare
+    from prep.sources import Source
+
+    out = tmp_path_factory.mktemp("real_data") / "data"
+    prepare(Source(real_sample), out, workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def handtrackjs_package() -> Path:
+    """handtrack.js 0.1.5 from the cache, or npm pack (skipped when neither works)."""
+    from pipelines.import_handtrackjs import fetch_package
+    from prep.common import UserError
+
+    try:
+        return fetch_package()
+    except UserError as e:
+        pytest.skip(str(e))

@@ -1,0 +1,384 @@
+"""Export a trained checkpoint to every artifact, with parity measured against the SavedModel.
+
+    python -m pipelines.export --pipeline runs/ssd/pipeline.config --checkpoint-dir runs/ssd \\
+        --out exported/hands_ssd320 [--parity-images 20] [--eval-metrics runs/ssd/eval/...json]
+
+Writes, atomically, into ``--out``:
+- ``saved_model/``: the OD API exporter's image-tensor SavedModel (uint8 ``[1, H, W, 3]`` in;
+  ``detection_boxes/scores/classes``, ``num_detections`` and, for Mask R-CNN,
+  ``detection_masks`` out);
+- SSD only: ``model_fp32.tflite`` and ``model_int8.tflite`` (full-integer: int8 weights and
+  activations, uint8 input, float outputs from the TFLite detection post-processing op;
+  representative images from the training TFRecords), from the OD API's TFLite SSD graph;
+- SSD only: ``tfjs/`` (float) and ``tfjs_uint8/`` (uint8-quantised weights) TF.js graph models
+  of the network up to decoded boxes and class scores; the page does the NMS (the TF.js wasm
+  backend mis-casts float to bool inside the OD API's NMS graph);
+- ``labels.txt``, ``label_map.pbtxt``, ``pipeline.config`` and ``model_card.json`` (architecture,
+  input size, classes, training data and steps, eval metrics, file sizes and parity).
+
+Parity: each artifact's detections on held-out images, matched to the SavedModel's (same class,
+box IoU >= 0.9, both at score >= 0.5): the matched fraction and the largest score difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from detect.backends import ARTIFACTS, CARD, load_detector
+from detect.detections import match
+from pipelines import config as cfg
+from pipelines.odapi import tf
+from prep.common import UserError, atomic_dir, fail, read_label_map
+from prep.tfrecord import read_records
+
+from object_detection import exporter_lib_v2
+from object_detection.builders import model_builder, post_processing_builder
+from object_detection.export_tflite_graph_lib_tf2 import SSDModule
+
+PARITY_SCORE = 0.5
+PARITY_IOU = 0.9
+INT8_KEEP = 0.95
+
+
+# ---------------------------------------------------------------- model and checkpoint
+
+
+def restore(proto, checkpoint_dir: Path):
+    """Build the model and restore the latest checkpoint, failing clearly on a mismatch."""
+    checkpoint = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if checkpoint is None:
+        raise UserError(f"no checkpoint in {checkpoint_dir}")
+    model = model_builder.build(proto.model, is_training=False)
+    size = cfg.input_size(proto)
+    images, shapes = model.preprocess(tf.zeros([1, size[0], size[1], 3]))
+    model.predict(images, shapes)
+    ckpt = tf.train.Checkpoint(model=model)
+    try:
+        ckpt.restore(checkpoint).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        first = str(e).strip().splitlines()[0][:300]
+        raise UserError(
+            f"checkpoint {checkpoint} does not match the pipeline config ({first})"
+        ) from None
+    return model, checkpoint
+
+
+def step_of(checkpoint: str) -> int:
+    reader = tf.train.load_checkpoint(checkpoint)
+    for key in ("step/.ATTRIBUTES/VARIABLE_VALUE",):
+        if reader.has_tensor(key):
+            return int(reader.get_tensor(key))
+    tail = checkpoint.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+def export_saved_model(proto, checkpoint_dir: Path, out: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        exporter_lib_v2.export_inference_graph("image_tensor", proto, str(checkpoint_dir), tmp)
+        shutil.move(str(Path(tmp) / "saved_model"), out)
+
+
+class _NamedTFLiteSSD(tf.Module):
+    """The OD API's TFLite SSD graph with named outputs (its own are positional)."""
+
+    def __init__(self, proto, model, max_detections: int):
+        super().__init__()
+        self._ssd = SSDModule(proto, model, max_detections, False)
+        self.model = model
+
+    def serve(self, image):
+        num, classes, scores, boxes = self._ssd.inference_fn(image)
+        return {
+            "num_detections": num,
+            "detection_classes": classes,
+            "detection_scores": scores,
+            "detection_boxes": boxes,
+        }
+
+
+def representative_images(proto, count: int) -> list[np.ndarray]:
+    """Training images resized and normalised as the TFLite input expects."""
+    height, width = cfg.input_size(proto)
+    pattern = list(proto.train_input_reader.tf_record_input_reader.input_path)
+    images = []
+    for ex in read_records(pattern):
+        image = tf.image.resize(ex.image()[None], (height, width)).numpy()
+        images.append((image / 127.5 - 1.0).astype(np.float32))
+        if len(images) >= count:
+            break
+    if not images:
+        raise UserError("no training images for the int8 representative dataset")
+    return images
+
+
+def export_tflite(proto, model, out: Path, representative: list[np.ndarray]) -> None:
+    height, width = cfg.input_size(proto)
+    max_det = proto.model.ssd.post_processing.batch_non_max_suppression.max_total_detections
+    module = _NamedTFLiteSSD(proto, model, max_det)
+    fn = tf.function(
+        module.serve,
+        input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="input")],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures=fn.get_concrete_function())
+        for name, int8 in (("model_fp32.tflite", False), ("model_int8.tflite", True)):
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            converter.allow_custom_ops = True
+            if int8:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = lambda: ([im] for im in representative)
+                converter.target_spec.supported_ops = [
+                    tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                    tf.lite.OpsSet.TFLITE_BUILTINS,
+                ]
+                converter.inference_input_type = tf.uint8
+            (out / name).write_bytes(converter.convert())
+
+
+class _RawSSD(tf.Module):
+    """Image (uint8, any size) -> ``[1, anchors, 4 + K]``: decoded boxes (normalised ymin,
+    xmin, ymax, xmax) and per-class scores. One output, so nothing depends on output names."""
+
+    def __init__(self, proto, model):
+        super().__init__()
+        self.model = model
+        _, self._score_fn = post_processing_builder.build(proto.model.ssd.post_processing)
+
+    def serve(self, image):
+        images, shapes = self.model.preprocess(tf.cast(image, tf.float32))
+        p = self.model.predict(images, shapes)
+        boxes, _ = self.model._batch_decode(p["box_encodings"], p["anchors"])
+        scores = self._score_fn(p["class_predictions_with_background"])[:, :, 1:]
+        return {"raw": tf.concat([boxes, scores], axis=-1)}
+
+
+def export_tfjs(proto, model, out: Path) -> None:
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs
+
+    module = _RawSSD(proto, model)
+    fn = tf.function(
+        module.serve, input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="image")]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures=fn.get_concrete_function())
+        tfjs.convert_tf_saved_model(
+            tmp, str(out / "tfjs"), signature_def="serving_default", saved_model_tags="serve"
+        )
+        tfjs.convert_tf_saved_model(
+            tmp,
+            str(out / "tfjs_uint8"),
+            signature_def="serving_default",
+            saved_model_tags="serve",
+            quantization_dtype_map={"uint8": True},
+        )
+
+
+# ---------------------------------------------------------------- parity
+
+
+def held_out_images(proto, count: int) -> list[np.ndarray]:
+    readers = list(proto.eval_input_reader) or [proto.train_input_reader]
+    pattern = list(readers[0].tf_record_input_reader.input_path)
+    images = []
+    for ex in read_records(pattern):
+        images.append(ex.image())
+        if len(images) >= count:
+            break
+    return images
+
+
+def parity(out: Path, images: list[np.ndarray], backends: list[str]) -> dict:
+    reference = load_detector(out, "saved_model", score_threshold=PARITY_SCORE)
+    ref = [reference.detect(im) for im in tqdm(images, desc="parity: saved_model", leave=False)]
+    total = sum(len(d) for d in ref)
+    result = {
+        "images": len(images),
+        "score_threshold": PARITY_SCORE,
+        "iou_threshold": PARITY_IOU,
+        "saved_model_detections": total,
+    }
+    for backend in backends:
+        detector = load_detector(out, backend, score_threshold=PARITY_SCORE - 0.1)
+        dets = detector.detect_batch(images)
+        matched, score_diff, extra = 0, 0.0, 0
+        for r, d in zip(ref, dets, strict=True):
+            pairs = match(r, d, PARITY_IOU)
+            matched += len(pairs)
+            score_diff = max([score_diff, *(abs(r.scores[i] - d.scores[j]) for i, j, _ in pairs)])
+            extra += len(d.above(PARITY_SCORE)) - len(pairs)
+        result[backend] = {
+            "matched_fraction": round(matched / total, 4) if total else None,
+            "max_score_diff": round(float(score_diff), 4),
+            "unmatched_extra_detections": int(max(extra, 0)),
+        }
+    return result
+
+
+# ---------------------------------------------------------------- main
+
+
+def export(
+    pipeline: str | Path,
+    checkpoint_dir: str | Path,
+    out: str | Path,
+    *,
+    parity_images: int = 20,
+    representative: int = 100,
+    eval_metrics: dict | None = None,
+    extra_card: dict | None = None,
+    tfjs: bool = True,
+    formats: tuple[str, ...] = ("saved_model", "tflite", "tfjs"),
+) -> dict:
+    proto = cfg.load(pipeline)
+    checkpoint_dir, out = Path(checkpoint_dir), Path(out)
+    arch = cfg.meta_arch(proto)
+    label_map = Path(proto.train_input_reader.label_map_path)
+    labels = read_label_map(label_map)
+    if len(labels) != cfg.num_classes(proto):
+        raise UserError(
+            f"{pipeline}: num_classes {cfg.num_classes(proto)} but {label_map} has "
+            f"{len(labels)} classes"
+        )
+    model, checkpoint = restore(proto, checkpoint_dir)
+    stages = ["saved_model"] + (["tflite", "tfjs"] if arch == "ssd" else [])
+    stages = [s for s in stages if s in formats and (tfjs or s != "tfjs")]
+    notes = []
+    if arch != "ssd":
+        notes.append(
+            "TFLite and TF.js are exported for SSD only: the OD API's TFLite export "
+            "supports SSD and CenterNet, not Faster/Mask R-CNN"
+        )
+    with atomic_dir(out, marker=CARD) as tmp:
+        bar = tqdm(stages, desc="export", unit="artifact")
+        for stage in bar:
+            bar.set_postfix_str(stage)
+            if stage == "saved_model":
+                export_saved_model(proto, checkpoint_dir, tmp / "saved_model")
+            elif stage == "tflite":
+                export_tflite(proto, model, tmp, representative_images(proto, representative))
+            else:
+                export_tfjs(proto, model, tmp)
+        (tmp / "labels.txt").write_text("".join(f"{labels[i]}\n" for i in sorted(labels)))
+        shutil.copy(label_map, tmp / "label_map.pbtxt")
+        cfg.save(proto, tmp / "pipeline.config")
+        post = _postprocess(proto)
+        card = {
+            "name": out.name,
+            "architecture": _architecture(proto),
+            "input_size": list(cfg.input_size(proto)),
+            "labels": {str(k): v for k, v in sorted(labels.items())},
+            "postprocess": post,
+            "training": {
+                "checkpoint": Path(checkpoint).name,
+                "steps": step_of(checkpoint),
+                "batch_size": proto.train_config.batch_size,
+                "train_records": list(proto.train_input_reader.tf_record_input_reader.input_path),
+            },
+            "eval": eval_metrics or {},
+            "notes": notes,
+            **(extra_card or {}),
+        }
+        (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")  # loaders need it for parity
+        backends = [b for b in ARTIFACTS if b != "saved_model" and (tmp / ARTIFACTS[b]).exists()]
+        from webexport.nodejs import node_ready
+
+        if not node_ready():
+            skipped = [b for b in backends if b.startswith("tfjs")]
+            backends = [b for b in backends if b not in skipped]
+            if skipped:
+                notes.append(f"parity of {', '.join(skipped)} not measured: Node/TF.js missing")
+        card["parity"] = parity(tmp, held_out_images(proto, parity_images), backends)
+        card["files_mb"] = {
+            ARTIFACTS[b]: round(_size(tmp / ARTIFACTS[b]) / 2**20, 2)
+            for b in ARTIFACTS
+            if (tmp / ARTIFACTS[b]).exists()
+        }
+        int8 = card["parity"].get("tflite", {}).get("matched_fraction")
+        card["int8_keeps_detections"] = None if int8 is None else int8 >= INT8_KEEP
+        (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def _size(path: Path) -> int:
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
+
+
+def _architecture(proto) -> str:
+    if cfg.meta_arch(proto) == "ssd":
+        return f"SSD {proto.model.ssd.feature_extractor.type} (OD API)"
+    fr = proto.model.faster_rcnn
+    kind = "Mask R-CNN" if cfg.has_masks(proto) else "Faster R-CNN"
+    return f"{kind} {fr.feature_extractor.type} (OD API)"
+
+
+def _postprocess(proto) -> dict:
+    arch = getattr(proto.model, cfg.meta_arch(proto))
+    nms = (
+        arch.post_processing if cfg.meta_arch(proto) == "ssd" else arch.second_stage_post_processing
+    ).batch_non_max_suppression
+    return {
+        "iou_threshold": round(nms.iou_threshold, 4),
+        "max_detections": nms.max_total_detections,
+        "score": "sigmoid" if cfg.meta_arch(proto) == "ssd" else "softmax",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--pipeline", help="pipeline.config (default: <checkpoint-dir>/pipeline.config)")
+    p.add_argument("--checkpoint-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--parity-images", type=int, default=20)
+    p.add_argument("--representative-images", type=int, default=100)
+    p.add_argument("--eval-metrics", type=Path, help="metrics JSON from pipelines.evaluate")
+    p.add_argument("--no-tfjs", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        pipeline = args.pipeline or args.checkpoint_dir / "pipeline.config"
+        metrics = None
+        if args.eval_metrics:
+            if not args.eval_metrics.is_file():
+                raise UserError(f"{args.eval_metrics} not found")
+            metrics = json.loads(args.eval_metrics.read_text()).get("headline")
+        card = export(
+            pipeline,
+            args.checkpoint_dir,
+            args.out,
+            parity_images=args.parity_images,
+            representative=args.representative_images,
+            eval_metrics=metrics,
+            tfjs=not args.no_tfjs,
+        )
+    except UserError as e:
+        return fail(str(e))
+    print(f"wrote {args.out}: {', '.join(card['files_mb'])}")
+    for backend, figures in card["parity"].items():
+        if isinstance(figures, dict):
+            print(
+                f"  parity {backend:<12} matched {figures['matched_fraction']}  "
+                f"max score diff {figures['max_score_diff']}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The handtrack.js import is proven, not assumed: the imported model, exported with all 7 of
+its classes, detects what the original TF.js model detects when Node runs it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detect.backends import load_detector
+from detect.detections import Detections, match
+from pipelines import config as cfg
+from pipelines.export import export
+from pipelines.import_handtrackjs import (
+    HTJ_CLASSES,
+    MODEL_SUBDIR,
+    _split_shared,
+    import_handtrackjs,
+    read_graph_weights,
+)
+from prep.tfrecord import read_records, shard_pattern
+from webexport.nodejs import node_ready, run_graph
+
+pytestmark = pytest.mark.slow
+
+# The OD API exporter's outputs, converted by TF.js 3.5, in the order of their sorted keys.
+HTJ_OUTPUTS = {
+    "detection_boxes": "Identity_1:0",
+    "detection_classes": "Identity_2:0",
+    "detection_scores": "Identity_4:0",
+    "num_detections": "Identity_5:0",
+}
+
+
+def test_split_shared_recovers_kernel_and_scales():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(1, 1, 8, 5))
+    scales = [rng.uniform(0.2, 2.0, 5) for _ in range(3)]
+    kernel, got, error = _split_shared([shared * s for s in scales])
+    for s, g in zip(scales, got, strict=True):
+        np.testing.assert_allclose(kernel * g, shared * s, rtol=1e-6)
+    assert error < 1e-6
+
+
+def test_imported_model_matches_the_original_tfjs_model(handtrackjs_package, real_data, tmp_path):
+    if not node_ready():
+        pytest.skip("Node or the TF.js packages are missing (npm ci in webexport/)")
+    info = import_handtrackjs(tmp_path / "htj7", classes="all", package=handtrackjs_package)
+    assert info["tower_split_max_relative_error"] < 1e-4
+    proto = cfg.load(tmp_path / "htj7" / "pipeline.config")
+    for reader, split in (
+        (proto.train_input_reader, "train"),
+        (proto.eval_input_reader[0], "test"),
+    ):
+        reader.tf_record_input_reader.input_path[:] = [shard_pattern(real_data, split)]
+    cfg.save(proto, tmp_path / "htj7.config")
+    export(
+        tmp_path / "htj7.config",
+        tmp_path / "htj7",
+        tmp_path / "exported",
+        parity_images=2,
+        formats=("saved_model",),
+    )
+    ours = load_detector(tmp_path / "exported", "saved_model", score_threshold=0.3)
+    records = read_records(shard_pattern(real_data, "test"))
+    images = [next(records).image() for _ in range(8)]
+    rows, _ = run_graph(
+        handtrackjs_package / MODEL_SUBDIR, images, outputs=list(HTJ_OUTPUTS.values())
+    )
+    labels = dict(enumerate(HTJ_CLASSES, 1))
+    compared = 0
+    for image, row in zip(images, rows, strict=True):
+        out = {k: row[v][0] for k, v in HTJ_OUTPUTS.items()}
+        n = int(out["num_detections"])
+        assert np.allclose(out["detection_classes"], np.round(out["detection_classes"]))
+        theirs = Detections.from_normalized(
+            out["detection_boxes"][:n],
+            out["detection_scores"][:n],
+            out["detection_classes"][:n],  # 1-based: the OD API exporter adds the offset
+            labels,
+            image.shape[1],
+            image.shape[0],
+        ).above(0.3)
+        mine = ours.detect(image)
+        pairs = match(theirs, mine, iou_threshold=0.9)
+        assert len(pairs) == len(theirs) == len(mine), (theirs.to_json(), mine.to_json())
+        for i, j, _ in pairs:
+            assert abs(theirs.scores[i] - mine.scores[j]) <= 0.02
+        compared += len(pairs)
+    assert compared >= 3  # real hands were detected and compared
+
+
+def test_weights_are_read_whatever_the_quantisation(handtrackjs_package):
+    base = read_graph_weights(handtrackjs_package / MODEL_SUBDIR)
+    for variant, tol in (("fp16", 1e-2), ("int8", 0.05)):
+        other = read_graph_weights(handtrackjs_package / MODEL_SUBDIR.replace("base", variant))
+        name = (
+            "StatefulPartitionedCall/ssd_mobile_net_v2fpn_keras_feature_extractor/model/"
+            "block_1_expand/Conv2D_weights"
+        )
+        a, b = base[name], other[name]
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() <= tol * np.abs(a).max()
