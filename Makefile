@@ -6,13 +6,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean webdeps
+NODE_STAMP := webexport/node_modules/.installed
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
+
+$(NODE_STAMP): webexport/package.json webexport/package-lock.json
+	cd webexport && npm ci --no-audit --no-fund
+	touch $@
+
+webdeps: $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m prep.demo
@@ -22,10 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/python -m pytest || [ $$? -eq 5 ]
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m prep.bench
 	$(BIN)/python -m pipelines.bench
 

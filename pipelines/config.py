@@ -151,6 +151,10 @@ def configure(
             schedule.warmup_learning_rate = min(schedule.warmup_learning_rate, learning_rate)
     if checkpoint is not None:
         train.fine_tune_checkpoint = checkpoint
+        if (Path(checkpoint).parent / "import.json").is_file():
+            # Our imports carry a head for these classes: restore everything, not just the
+            # feature extractor (the OD API's "detection" type re-initialises SSD's heads).
+            train.fine_tune_checkpoint_type = "full"
     if from_scratch:
         make_from_scratch(proto)
     return proto

@@ -98,7 +98,9 @@ class _NamedTFLiteSSD(tf.Module):
         self.model = model
 
     def serve(self, image):
-        num, classes, scores, boxes = self._ssd.inference_fn(image)
+        # The post-processing op's outputs in the order its TF stand-in returns them (the OD
+        # API's docstring lists classes before scores; the converted model has them swapped).
+        num, scores, classes, boxes = self._ssd.inference_fn(image)
         return {
             "num_detections": num,
             "detection_classes": classes,

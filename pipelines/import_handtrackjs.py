@@ -14,8 +14,9 @@ per-level kernels are split back into a shared kernel and per-level scales.
 The class head is rebuilt for the target classes: ``all`` keeps handtrack.js's 7 classes
 (open, closed, pinch, point, face, pointtip, pinchtip); ``hand`` seeds one class from the mean
 of the four hand-pose classes (face and fingertips excluded). The written folder holds
-``ckpt-0`` (use it as ``fine_tune_checkpoint`` with type ``detection``), ``checkpoint``,
-``pipeline.config`` and ``label_map.pbtxt``.
+``ckpt-0`` (use it as ``fine_tune_checkpoint`` with type ``full``, as
+``pipelines.configure --checkpoint`` does: the OD API's ``detection`` type would re-initialise
+both heads), ``checkpoint``, ``pipeline.config`` and ``label_map.pbtxt``.
 """
 
 from __future__ import annotations
@@ -353,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(e))
     print(
         f"wrote {args.out}/ckpt-0: {info['variables']} variables, classes "
-        f"{list(info['classes'])}; use it as fine_tune_checkpoint (type detection)"
+        f"{list(info['classes'])}; use it as fine_tune_checkpoint (pipelines.configure "
+        "--checkpoint sets type full)"
     )
     return 0
 

@@ -11,6 +11,7 @@ import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")  # else it imports IPython off a TTY
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 
 

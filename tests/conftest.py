@@ -64,3 +64,30 @@ def handtrackjs_package() -> Path:
         return fetch_package()
     except UserError as e:
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def htj7_export(handtrackjs_package, real_data, tmp_path_factory) -> Path:
+    """handtrack.js's 7-class model imported and exported to every artifact, on real frames."""
+    from pipelines import config as cfg
+    from pipelines.export import export
+    from pipelines.import_handtrackjs import import_handtrackjs
+    from prep.tfrecord import shard_pattern
+
+    root = tmp_path_factory.mktemp("htj7")
+    import_handtrackjs(root / "ckpt", classes="all", package=handtrackjs_package)
+    proto = cfg.load(root / "ckpt" / "pipeline.config")
+    for reader, split in (
+        (proto.train_input_reader, "train"),
+        (proto.eval_input_reader[0], "test"),
+    ):
+        reader.tf_record_input_reader.input_path[:] = [shard_pattern(real_data, split)]
+    cfg.save(proto, root / "pipeline.config")
+    export(
+        root / "pipeline.config",
+        root / "ckpt",
+        root / "exported",
+        parity_images=12,
+        representative=30,
+    )
+    return root / "exported"

@@ -1,0 +1,144 @@
+"""The exporter: every artifact, parity in the model card, one clear error per bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detect.backends import load_detector
+from prep.common import UserError
+from prep.tfrecord import read_records, shard_pattern
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def test_every_artifact_with_parity_in_the_model_card(htj7_export):
+    card = json.loads((htj7_export / "model_card.json").read_text())
+    for name in ("saved_model", "model_int8.tflite", "model_fp32.tflite", "tfjs", "tfjs_uint8"):
+        assert (htj7_export / name).exists()
+        assert card["files_mb"][name] > 0
+    assert len(card["labels"]) == 7 and card["input_size"] == [320, 320]
+    parity = card["parity"]
+    assert parity["saved_model_detections"] >= 5  # real hands and faces in 12 frames
+    assert parity["tflite_fp32"]["matched_fraction"] >= 0.95
+    assert parity["tfjs"]["matched_fraction"] >= 0.95
+    assert parity["tfjs"]["max_score_diff"] <= 0.02
+    assert parity["tflite"]["matched_fraction"] >= 0.95  # int8 keeps the detections
+    assert card["int8_keeps_detections"] is True
+    assert (htj7_export / "labels.txt").read_text().split() == [
+        "open",
+        "closed",
+        "pinch",
+        "point",
+        "face",
+        "pointtip",
+        "pinchtip",
+    ]
+
+
+def test_int8_is_full_integer_with_uint8_input(htj7_export):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(htj7_export / "model_int8.tflite"))
+    (spec,) = interp.get_input_details()
+    assert spec["dtype"] == np.uint8
+    kinds = {d["dtype"] for d in interp.get_tensor_details()}
+    assert np.int8 in kinds
+    size = (htj7_export / "model_int8.tflite").stat().st_size
+    assert size < 0.4 * (htj7_export / "model_fp32.tflite").stat().st_size
+
+
+def test_backends_agree_on_a_real_frame(htj7_export, real_data):
+    image = next(read_records(shard_pattern(real_data, "test"))).image()
+    ref = load_detector(htj7_export, "saved_model", score_threshold=0.5).detect(image)
+    assert len(ref) >= 1
+    for backend in ("tflite", "tflite_fp32"):
+        det = load_detector(htj7_export, backend, score_threshold=0.4).detect(image)
+        from detect.detections import match
+
+        assert len(match(ref, det, 0.8)) == len(ref), backend
+
+
+def run_export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.export", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path, htj7_export):
+    result = run_export(
+        "--checkpoint-dir",
+        str(tmp_path),
+        "--pipeline",
+        str(htj7_export / "pipeline.config"),
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 2 and "no checkpoint in" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_config_checkpoint_mismatch_is_one_clear_error(tmp_path, htj7_export):
+    from pipelines import config as cfg
+
+    proto = cfg.load(htj7_export / "pipeline.config")
+    proto.model.ssd.num_classes = 1
+    from prep.common import write_label_map
+
+    write_label_map(tmp_path / "lm.pbtxt", ["hand"])
+    proto.train_input_reader.label_map_path = str(tmp_path / "lm.pbtxt")
+    cfg.save(proto, tmp_path / "one.config")
+    ckpt = htj7_export.parent / "ckpt"
+    result = run_export(
+        "--checkpoint-dir",
+        str(ckpt),
+        "--pipeline",
+        str(tmp_path / "one.config"),
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 2 and "does not match the pipeline config" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_is_one_clear_error(tmp_path, htj7_export):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_export(
+        "--checkpoint-dir",
+        str(htj7_export.parent / "ckpt"),
+        "--pipeline",
+        str(htj7_export / "pipeline.config"),
+        "--out",
+        str(blocker / "out"),
+    )
+    assert result.returncode == 2 and "cannot write to" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_artifacts_are_one_clear_error(tmp_path, htj7_export):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(htj7_export, broken)
+    (broken / "model_int8.tflite").write_bytes(b"not a flatbuffer")
+    with pytest.raises(UserError, match="cannot load"):
+        load_detector(broken, "tflite")
+    shutil.rmtree(broken / "saved_model" / "variables")
+    with pytest.raises(UserError, match="cannot load SavedModel"):
+        load_detector(broken, "saved_model")
+    (broken / "model_card.json").write_text("{")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_detector(broken, "tflite_fp32")
+    with pytest.raises(UserError, match="not an exported model folder"):
+        load_detector(tmp_path, "tflite")

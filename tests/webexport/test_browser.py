@@ -1,0 +1,90 @@
+"""The demo page in headless Chromium: it loads an exported TF.js model from its own origin,
+runs on a real frame with the wasm backend, and its boxes match the SavedModel's."""
+
+from __future__ import annotations
+
+import pytest
+
+from detect.backends import load_detector
+from detect.detections import Detections, match
+from prep.tfrecord import read_records, shard_pattern
+from webexport.browser import browser_page, chromium_ready
+from webexport.nodejs import node_ready
+from webexport.serve import serve_in_background
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(htj7_export, real_data, tmp_path_factory):
+    if not chromium_ready() or not node_ready():
+        pytest.skip("headless Chromium or the TF.js packages are missing")
+    media = tmp_path_factory.mktemp("media")
+    ex = next(read_records(shard_pattern(real_data, "test")))
+    (media / "frame.jpg").write_bytes(ex.encoded)
+    server, url = serve_in_background(model=htj7_export, port=0, extra={"media": media})
+    yield url, ex.image()
+    server.shutdown()
+
+
+def page_detections(url: str, query: str, artifact_dir) -> tuple[Detections, dict]:
+    with browser_page() as page:
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}index.html?{query}")
+        page.wait_for_function("document.body.dataset.ready === '1' || document.body.dataset.error")
+        state = page.evaluate(
+            "({error: document.body.dataset.error, backend: window.handsBackend,"
+            " isolated: self.crossOriginIsolated, found: window.handsResult})"
+        )
+        page.screenshot(path=str(artifact_dir / "page.png"))
+    assert not errors and not state["error"], (errors, state["error"])
+    found = state["found"]
+    boxes = [
+        [d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]]
+        for d in found
+    ]
+    import numpy as np
+
+    det = Detections(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array([d["score"] for d in found], np.float32),
+        np.array([d["classId"] for d in found], np.int32),
+        tuple(d["label"] for d in found),
+    )
+    return det, state
+
+
+def test_page_boxes_match_the_saved_model(served, htj7_export, tmp_path):
+    url, image = served
+    found, state = page_detections(url, "image=/media/frame.jpg", tmp_path)
+    assert state["backend"] == "wasm" and state["isolated"] is True
+    ref = load_detector(htj7_export, "saved_model", score_threshold=0.5).detect(image)
+    assert len(ref) >= 1
+    pairs = match(ref, found.above(0.4), iou_threshold=0.9)
+    assert len(pairs) == len(ref), (ref.to_json(), found.to_json())
+    for i, j, _ in pairs:
+        assert abs(ref.scores[i] - found.scores[j]) <= 0.02
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_uint8_page_matches_the_uint8_model_in_node(served, htj7_export, tmp_path):
+    url, image = served
+    found, _ = page_detections(
+        url, "image=/media/frame.jpg&variant=tfjs_uint8/model.json", tmp_path
+    )
+    ref = load_detector(htj7_export, "tfjs_uint8", score_threshold=0.5).detect(image)
+    pairs = match(ref, found.above(0.45), iou_threshold=0.9)
+    assert len(ref) >= 1 and len(pairs) == len(ref)
+
+
+def test_page_fetches_nothing_off_its_origin(served):
+    url, _ = served
+    with browser_page() as page:
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(f"{url}index.html?image=/media/frame.jpg")
+        page.wait_for_function("document.body.dataset.ready === '1'")
+    assert requests and all(
+        r.startswith(url) or r.startswith("data:") or r.startswith("blob:") for r in requests
+    ), requests
