@@ -1,0 +1,399 @@
+"""Detection on video files, cameras and image folders: sources, drawing, ordered outputs, and
+the single- and multi-threaded loops behind detect_single_threaded.py / detect_multi_threaded.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detect.backends import ARTIFACTS, Detector, load_detector
+from detect.detections import Detections
+from prep.common import UserError, fail
+from prep.preview import draw
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "exported" / "hands_ssd320"
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass
+class Frame:
+    index: int
+    time: float  # seconds from the start of the source
+    rgb: np.ndarray
+
+
+class FrameSource:
+    """Frames from a video file, a camera index, an image folder or one image, in order.
+    Unreadable images in a folder are skipped and counted."""
+
+    def __init__(
+        self,
+        spec: str,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+    ):
+        self.spec, self.size, self.skipped = spec, (width, height), 0
+        self._cap = None
+        self._images: list[Path] = []
+        path = Path(spec)
+        if spec.isdigit():
+            self._cap = cv2.VideoCapture(int(spec))
+            if width and height:
+                self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+                self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            if not self._cap.isOpened():
+                raise UserError(f"cannot open camera {spec}")
+            self.kind = "camera"
+        elif path.is_dir():
+            self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            if not self._images:
+                raise UserError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in {path}")
+            self.kind = "images"
+        elif path.is_file() and path.suffix.lower() in IMAGE_EXTS:
+            self._images = [path]
+            self.kind = "images"
+        elif path.is_file():
+            self._cap = cv2.VideoCapture(str(path))
+            if not self._cap.isOpened():
+                raise UserError(f"cannot open video {path} (not a video OpenCV can decode)")
+            self.kind = "video"
+        else:
+            raise UserError(
+                f"source not found: {spec} (a video file, image folder, image, or camera index)"
+            )
+        native = self._cap.get(cv2.CAP_PROP_FPS) if self._cap is not None else 0
+        self.fps = fps or (native if native and native > 0 else 30.0)
+
+    def __len__(self) -> int:
+        if self._images:
+            return len(self._images)
+        if self.kind == "video":
+            return int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        return 0
+
+    def _resize(self, bgr: np.ndarray) -> np.ndarray:
+        w, h = self.size
+        if w and h and (bgr.shape[1], bgr.shape[0]) != (w, h):
+            bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._images:
+            index = 0
+            for path in self._images:
+                bgr = cv2.imread(str(path))
+                if bgr is None:
+                    self.skipped += 1
+                    print(f"warning: {path} could not be decoded; skipped", file=sys.stderr)
+                    continue
+                yield Frame(index, index / self.fps, self._resize(bgr))
+                index += 1
+            return
+        index, start = 0, time.monotonic()
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok:
+                break
+            t = index / self.fps if self.kind == "video" else time.monotonic() - start
+            yield Frame(index, t, self._resize(bgr))
+            index += 1
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+def gui_available() -> str | None:
+    """``None`` when a window can be shown, else why not."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display (DISPLAY is not set)"
+    info = cv2.getBuildInformation()
+    gui = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+    if "NONE" in gui.upper():
+        return (
+            "this OpenCV has no GUI (opencv-python-headless); `pip install "
+            "--force-reinstall opencv-python==<same version>` for windows"
+        )
+    return None
+
+
+class Outputs:
+    """The annotated video, the JSON lines and the window, fed in frame order."""
+
+    def __init__(self, args, source: FrameSource, labels: dict[int, str]):
+        self.video_path, self.json_path = args.output, args.json
+        self.fps = source.fps
+        self.display = bool(args.display)
+        self.writer = None
+        self.json = None
+        self.count = 0
+        self._tmp_video = None
+        if self.display and (why := gui_available()):
+            print(f"warning: --display ignored: {why}", file=sys.stderr)
+            self.display = False
+        if self.json_path:
+            Path(self.json_path).parent.mkdir(parents=True, exist_ok=True)
+            self._tmp_json = Path(f"{self.json_path}.part")
+            self.json = open(self._tmp_json, "w")  # noqa: SIM115 (closed in close())
+        self._fps_window: list[float] = []
+
+    def _video(self, shape) -> cv2.VideoWriter:
+        if self.writer is None:
+            Path(self.video_path).parent.mkdir(parents=True, exist_ok=True)
+            suffix = Path(self.video_path).suffix or ".mp4"
+            self._tmp_video = Path(f"{self.video_path}.part{suffix}")
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if suffix == ".mp4" else "MJPG"))
+            self.writer = cv2.VideoWriter(
+                str(self._tmp_video), fourcc, self.fps, (shape[1], shape[0])
+            )
+            if not self.writer.isOpened():
+                raise UserError(f"cannot write video {self.video_path}")
+        return self.writer
+
+    def write(self, frame: Frame, det: Detections) -> bool:
+        """Emit one frame; returns False when the user closed the window."""
+        now = time.perf_counter()
+        self._fps_window = [t for t in self._fps_window if now - t < 2.0] + [now]
+        fps = (len(self._fps_window) - 1) / max(now - self._fps_window[0], 1e-6)
+        self.count += 1
+        if self.json is not None:
+            self.json.write(
+                json.dumps(
+                    {
+                        "frame": frame.index,
+                        "time": round(frame.time, 4),
+                        "detections": det.to_json(),
+                    }
+                )
+                + "\n"
+            )
+        if self.video_path or self.display:
+            picture = draw(frame.rgb, det.boxes, list(det.class_names), det.masks, det.scores)
+            cv2.putText(
+                picture,
+                f"{fps:.1f} FPS",
+                (10, 30),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.9,
+                (255, 255, 0),
+                2,
+                cv2.LINE_AA,
+            )
+            bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+            if self.video_path:
+                self._video(bgr.shape).write(bgr)
+            if self.display:
+                cv2.imshow("hands", bgr)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    return False
+        return True
+
+    def close(self) -> None:
+        """Finish the files so they are complete and playable, even after Ctrl-C."""
+        if self.writer is not None:
+            self.writer.release()
+            os.replace(self._tmp_video, self.video_path)
+        if self.json is not None:
+            self.json.close()
+            os.replace(self._tmp_json, self.json_path)
+        if self.display:
+            cv2.destroyAllWindows()
+
+
+def make_detector(args, workers: int = 1) -> list[Detector]:
+    kwargs = {"score_threshold": args.score_threshold}
+    if args.backend.startswith("tflite"):
+        kwargs["num_threads"] = args.threads
+    return [load_detector(args.model, args.backend, **kwargs) for _ in range(workers)]
+
+
+def run_single(args) -> dict:
+    detector = make_detector(args)[0]
+    source = FrameSource(args.source, args.width, args.height, args.fps)
+    outputs = Outputs(args, source, detector.labels)
+    start = time.perf_counter()
+    try:
+        for frame in source:
+            if args.max_frames and frame.index >= args.max_frames:
+                break
+            if not outputs.write(frame, detector.detect(frame.rgb)):
+                break
+    finally:
+        outputs.close()
+        source.close()
+    return _report(outputs, source, start)
+
+
+def run_multi(args) -> dict:
+    """Capture thread -> N workers (own interpreter each) -> ordered writer (this thread).
+    Queues are bounded so memory stays flat; Ctrl-C stops capture, drains and closes."""
+    workers = max(1, args.num_workers)
+    detectors = make_detector(args, workers)
+    source = FrameSource(args.source, args.width, args.height, args.fps)
+    outputs = Outputs(args, source, detectors[0].labels)
+    todo: queue.Queue = queue.Queue(maxsize=2 * workers)
+    done: queue.Queue = queue.Queue(maxsize=4 * workers)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def capture():
+        try:
+            for frame in source:
+                if stop.is_set() or (args.max_frames and frame.index >= args.max_frames):
+                    break
+                while not stop.is_set():
+                    try:
+                        todo.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # reported by the writer
+            errors.append(e)
+        finally:
+            for _ in range(workers):
+                todo.put(None)
+
+    def work(detector: Detector):
+        try:
+            while (frame := todo.get()) is not None:
+                done.put((frame.index, frame, detector.detect(frame.rgb)))
+        except BaseException as e:
+            errors.append(e)
+            stop.set()
+        finally:
+            done.put(None)
+
+    threads = [threading.Thread(target=capture, daemon=True)]
+    threads += [threading.Thread(target=work, args=(d,), daemon=True) for d in detectors]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    pending: list = []
+    next_index, finished = 0, 0
+    interrupted = False
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum, frame_):
+        nonlocal interrupted
+        interrupted = True
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        while finished < workers:
+            try:
+                item = done.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                finished += 1
+                continue
+            heapq.heappush(pending, (item[0], id(item), item))
+            while pending and pending[0][0] == next_index:
+                _, _, (_, frame, det) = heapq.heappop(pending)
+                if not outputs.write(frame, det):
+                    stop.set()
+                next_index += 1
+        # Frames skipped by a folder source leave no gap: indices are assigned after decoding.
+        while pending:
+            _, _, (_, frame, det) = heapq.heappop(pending)
+            outputs.write(frame, det)
+    finally:
+        stop.set()
+        outputs.close()
+        source.close()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+    if errors:
+        raise errors[0]
+    report = _report(outputs, source, start)
+    report["interrupted"] = interrupted
+    return report
+
+
+def _report(outputs: Outputs, source: FrameSource, start: float) -> dict:
+    seconds = time.perf_counter() - start
+    return {
+        "frames": outputs.count,
+        "seconds": round(seconds, 3),
+        "fps": round(outputs.count / seconds, 2) if seconds > 0 else 0.0,
+        "skipped": source.skipped,
+    }
+
+
+def build_parser(multi: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=f"{'Multi' if multi else 'Single'}-threaded hand detection on a video file, "
+        "an image folder, an image or a camera."
+    )
+    p.add_argument(
+        "--source",
+        default="0",
+        help="video file, image folder, image, or camera index (default: 0)",
+    )
+    p.add_argument(
+        "--model",
+        default=str(DEFAULT_MODEL),
+        help="exported model folder (default: the shipped hands model)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=sorted(ARTIFACTS),
+        default="tflite",
+        help="artifact to run (default: tflite, the int8 model)",
+    )
+    p.add_argument("--width", type=int, help="resize frames to this width (with --height)")
+    p.add_argument("--height", type=int)
+    p.add_argument("--score-threshold", "--score-thresh", type=float, default=0.5)
+    p.add_argument("--display", type=int, default=0, help="1: show a window")
+    p.add_argument("--fps", type=float, help="frame rate of the output video (default: source)")
+    p.add_argument("--output", help="annotated video to write (.mp4 or .avi)")
+    p.add_argument("--json", help="JSON lines to write: one line a frame")
+    p.add_argument("--threads", type=int, default=1, help="threads per TFLite interpreter")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
+    if multi:
+        p.add_argument(
+            "--num-workers",
+            type=int,
+            default=os.cpu_count() or 2,
+            help="inference workers, each with its own interpreter",
+        )
+    return p
+
+
+def main(argv: list[str] | None = None, multi: bool = False) -> int:
+    args = build_parser(multi).parse_args(argv)
+    try:
+        if bool(args.width) != bool(args.height):
+            raise UserError("--width and --height go together")
+        report = run_multi(args) if multi else run_single(args)
+    except UserError as e:
+        return fail(str(e))
+    except KeyboardInterrupt:
+        print("interrupted; outputs closed", file=sys.stderr)
+        return 130
+    extra = f", {report['skipped']} unreadable image(s) skipped" if report["skipped"] else ""
+    print(
+        f"{report['frames']} frames in {report['seconds']} s ({report['fps']} FPS){extra}"
+        + ("; interrupted" if report.get("interrupted") else "")
+    )
+    return 130 if report.get("interrupted") else 0
