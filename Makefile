@@ -1,4 +1,5 @@
-# make demo   - the main job (creates .venv on first use)
+# make demo   - the main job: hand detection with the shipped model (creates .venv on first use)
+#               make demo SOURCE=video.mp4 (or a camera index, or an image folder)
 # make test   - lint + the test suite (what CI runs)
 # make bench  - the benchmarks' tables
 PYTHON ?= python3
@@ -22,6 +23,9 @@ $(NODE_STAMP): webexport/package.json webexport/package-lock.json
 webdeps: $(NODE_STAMP)
 
 demo: $(STAMP)
+	$(BIN)/python -m detect.demo $(if $(SOURCE),--source $(SOURCE),)
+
+prep-demo: $(STAMP)
 	$(BIN)/python -m prep.demo
 
 lint: $(STAMP)
@@ -35,6 +39,8 @@ test: lint $(NODE_STAMP)
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m prep.bench
 	$(BIN)/python -m pipelines.bench
+	$(BIN)/python -m detect.bench
+	$(BIN)/python -m webexport.bench
 
 clean:
 	rm -rf $(VENV) data/demo data/fixture-egohands

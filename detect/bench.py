@@ -1,0 +1,157 @@
+"""Detection speed on a 1280x720 video: end-to-end FPS of the single- and multi-threaded
+scripts, with and without writing the annotated video, per backend; and model-only latency of
+our int8 model next to MediaPipe's palm_detection_full.tflite in the same LiteRT harness.
+
+    python -m detect.bench [--model exported/hands_ssd320] [--frames 300]
+
+MediaPipe's file comes from the mediapipe==0.10.21 wheel (pip download --no-deps, cached);
+that row is skipped when it cannot be had. Targets (2 cores): multi-threaded int8 >= 100 FPS
+with output written, >= 1.7x single-threaded; latency ours / MediaPipe <= 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+
+from detect.run import DEFAULT_MODEL, run_multi, run_single
+from prep.bench import DEFAULT_SAMPLE
+
+CACHE = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
+MEDIAPIPE = "mediapipe==0.10.21"
+PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"
+
+
+def make_video(path: Path, frames: int, sample: Path) -> Path:
+    images = sorted(sample.rglob("*.jpg"))[:50]
+    if images:
+        pictures = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in images]
+    else:
+        rng = np.random.default_rng(0)
+        pictures = [rng.integers(0, 255, (720, 1280, 3), np.uint8) for _ in range(10)]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1280, 720))
+    for i in range(frames):
+        writer.write(pictures[i % len(pictures)])
+    writer.release()
+    return path
+
+
+def palm_model() -> Path | None:
+    target = CACHE / "mediapipe-0.10.21" / "palm_detection_full.tflite"
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, MEDIAPIPE],
+            capture_output=True,
+            text=True,
+        )
+        wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            return None
+        with zipfile.ZipFile(wheels[0]) as z:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(PALM))
+    return target
+
+
+def latency(path: Path, runs: int = 200) -> float:
+    """Median ms of one invoke on a random input, one thread, LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    spec = interp.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    x = (
+        rng.integers(0, 255, spec["shape"])
+        if spec["dtype"] != np.float32
+        else rng.random(spec["shape"])
+    ).astype(spec["dtype"])
+    times = []
+    for i in range(runs + 10):
+        interp.set_tensor(spec["index"], x)
+        t = time.perf_counter()
+        interp.invoke()
+        if i >= 10:
+            times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--frames", type=int, default=300)
+    p.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
+    args = p.parse_args(argv)
+    if not (args.model / "model_int8.tflite").is_file():
+        print(f"error: {args.model} has no model_int8.tflite", file=sys.stderr)
+        return 2
+    workers = os.cpu_count() or 2
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(Path(tmp) / "bench.mp4", args.frames, args.sample)
+        for backend in ("tflite", "tflite_fp32", "saved_model"):
+            for write in (False, True):
+                for multi in (False, True):
+                    ns = SimpleNamespace(
+                        source=str(video),
+                        model=str(args.model),
+                        backend=backend,
+                        width=None,
+                        height=None,
+                        score_threshold=0.5,
+                        display=0,
+                        fps=None,
+                        threads=1,
+                        output=str(Path(tmp) / "out.mp4") if write else None,
+                        json=None,
+                        max_frames=0,
+                        num_workers=workers,
+                    )
+                    report = (run_multi if multi else run_single)(ns)
+                    rows.append((backend, "multi" if multi else "single", write, report["fps"]))
+    print(f"\nend-to-end detection, 1280x720 video, {args.frames} frames, {workers} core(s)")
+    print("| backend     | script | output written | FPS    |")
+    print("|-------------|--------|----------------|--------|")
+    for backend, script, write, fps in rows:
+        print(f"| {backend:<11} | {script:<6} | {'yes' if write else 'no':<14} | {fps:>6.1f} |")
+    fps = {(b, s, w): f for b, s, w, f in rows}
+    multi, single = fps[("tflite", "multi", True)], fps[("tflite", "single", True)]
+    print(
+        f"int8 multi-threaded with output: {multi:.1f} FPS (target >= 100: "
+        f"{'ok' if multi >= 100 else 'MISS'}); {multi / single:.2f}x single-threaded "
+        f"(target >= 1.7x: {'ok' if multi / single >= 1.7 else 'MISS'})"
+    )
+    ours = latency(args.model / "model_int8.tflite")
+    palm = palm_model()
+    print("\nmodel-only latency, LiteRT, 1 thread (median of 200)")
+    print("| model                              | ms     |")
+    print("|------------------------------------|--------|")
+    print(f"| ours int8 ({args.model.name:<22}) | {ours:>6.2f} |")
+    if palm is None:
+        print("| MediaPipe palm_detection_full      | skipped: wheel unavailable |")
+    else:
+        theirs = latency(palm)
+        print(f"| MediaPipe palm_detection_full      | {theirs:>6.2f} |")
+        print(
+            f"ratio ours / MediaPipe: {ours / theirs:.2f} (target <= 1.0: "
+            f"{'ok' if ours / theirs <= 1.0 else 'MISS'})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
