@@ -40,6 +40,7 @@ def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
         if not os.access(out.parent, os.W_OK):
             raise PermissionError(13, "permission denied")
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private; outputs are meant to be shared and served
     except OSError as e:
         raise UserError(f"cannot write to {out.parent}: {e.strerror or e}") from None
     try:

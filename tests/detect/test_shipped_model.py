@@ -1,0 +1,91 @@
+"""The shipped model in exported/hands_ssd320: it finds real hands, and the main command runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detect.backends import load_detector
+from detect.detections import Detections, box_iou
+from pipelines.compare import coco_ap
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "exported" / "hands_ssd320"
+HELD_OUT = "CARDS_LIVINGROOM_B_T"
+
+
+def test_card_records_the_held_out_metrics_and_parity():
+    card = json.loads((SHIPPED / "model_card.json").read_text())
+    assert card["labels"] == {"1": "hand"}
+    assert card["eval"]["box_AP50"] >= 0.8
+    assert card["parity"]["tflite"]["matched_fraction"] >= 0.95
+    assert card["training_data"]["held_out_video"] == HELD_OUT
+    assert (SHIPPED / "checkpoint" / "ckpt-0.index").is_file()
+
+
+@pytest.mark.real_data
+def test_int8_model_finds_the_hands_of_the_held_out_video(real_sample):
+    import csv
+
+    import cv2
+
+    truth: dict[str, list] = {}
+    with open(real_sample / "boxes.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["filename"].startswith(HELD_OUT):
+                truth.setdefault(row["filename"], []).append(
+                    [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+                )
+    detector = load_detector(SHIPPED, "tflite", score_threshold=0.4)
+    found = hit = 0
+    for name in sorted(truth)[::5]:  # 20 frames
+        rgb = cv2.cvtColor(cv2.imread(str(real_sample / name)), cv2.COLOR_BGR2RGB)
+        det = detector.detect(rgb)
+        iou = box_iou(np.array(truth[name]), det.boxes)
+        hit += int((iou.max(axis=1) >= 0.5).sum()) if len(det) else 0
+        found += len(truth[name])
+    assert hit / found >= 0.7, f"recall {hit}/{found}"
+
+
+def test_main_command_runs_detection_on_an_image_folder(tmp_path):
+    from prep.fixtures import write_egohands
+
+    write_egohands(tmp_path / "tree", videos=("CARDS_COURTYARD_B_T",), frames_per_video=3, cases={})
+    folder = next((tmp_path / "tree" / "_LABELLED_SAMPLES").iterdir())
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detect.demo",
+            "--source",
+            str(folder),
+            "--out",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "demo" / "detections.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and (tmp_path / "demo" / "detections.mp4").stat().st_size > 1000
+
+
+def test_coco_ap_scores_perfect_and_empty_detections():
+    truth = [np.array([[10.0, 10, 50, 60], [100, 100, 150, 170]])]
+    perfect = Detections(
+        truth[0].astype(np.float32),
+        np.array([0.9, 0.8], np.float32),
+        np.array([1, 1]),
+        ("hand", "hand"),
+    )
+    assert coco_ap(truth, [perfect]) == {"AP": pytest.approx(1.0), "AP50": pytest.approx(1.0)}
+    assert coco_ap(truth, [Detections()]) == {"AP": 0.0, "AP50": 0.0}
+    half = perfect[[0]]
+    assert coco_ap(truth, [half])["AP50"] == pytest.approx(0.5, abs=0.01)
