@@ -56,6 +56,9 @@ _SRC = "StatefulPartitionedCall/"
 _SRC_FE = _SRC + "ssd_mobile_net_v2fpn_keras_feature_extractor/"
 _FE = "ssd_mobile_net_v2_fpn_keras_feature_extractor/"
 _BP = "WeightSharedConvolutionalBoxPredictor/"
+_SCOPE_SUFFIX = re.compile(
+    r"^(ssd_mobile_net_v2_fpn_keras_feature_extractor|WeightSharedConvolutionalBoxPredictor)_\d+/"
+)
 
 
 # ---------------------------------------------------------------- the package and its weights
@@ -272,7 +275,8 @@ def assign(model, values: dict[str, object]) -> int:
         if hasattr(layer, "epsilon"):
             for v in layer.weights:
                 eps[v.name] = layer.epsilon
-    variables = {v.name.removesuffix(":0"): v for v in model.variables}
+    # Keras numbers the scopes of models built earlier in this process (``..._extractor_3/``).
+    variables = {_SCOPE_SUFFIX.sub(r"\1/", v.name.removesuffix(":0")): v for v in model.variables}
     missing = sorted(set(variables) - set(values))
     unused = sorted(set(values) - set(variables))
     if missing or unused:
