@@ -79,7 +79,7 @@ def handtrack_detections(images: list[np.ndarray]) -> list[Detections]:
     out = []
     for image, row in zip(images, rows, strict=True):
         boxes, classes, scores, num = (row[k][0] for k in HTJ_OUTPUTS)
-        n = int(num[0])
+        n = int(np.asarray(num).reshape(-1)[0])
         keep = np.isin(classes[:n].astype(int), HAND_POSES)
         det = Detections.from_normalized(
             boxes[:n][keep],

@@ -96,3 +96,15 @@ def test_import_after_other_models_in_the_same_process(handtrackjs_package, tmp_
     build_model(1)  # Keras now numbers the next model's scopes (..._feature_extractor_1/)
     info = import_handtrackjs(tmp_path / "hand", classes="hand", package=handtrackjs_package)
     assert info["variables"] == 384 and list(info["classes"]) == ["hand"]
+
+
+def test_compare_reads_handtrack_detections_as_hands(handtrackjs_package, real_data):
+    from pipelines.compare import handtrack_detections
+
+    if not node_ready():
+        pytest.skip("Node or the TF.js packages are missing (npm ci in webexport/)")
+    records = read_records(shard_pattern(real_data, "test"))
+    images = [next(records).image() for _ in range(2)]
+    found = handtrack_detections(images)
+    assert len(found) == 2 and sum(len(d) for d in found) >= 1
+    assert all(set(d.class_names) <= {"hand"} for d in found)
