@@ -27,7 +27,6 @@ from prep.common import UserError, fail
 from prep.tfrecord import read_records
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "exported" / "hands_ssd320"
-HTJ_OUTPUTS = ("Identity_1:0", "Identity_2:0", "Identity_4:0", "Identity_5:0")  # see test
 HAND_POSES = (1, 2, 3, 4)
 
 
@@ -72,13 +71,17 @@ def coco_ap(truth: list[np.ndarray], found: list[Detections]) -> dict[str, float
 
 
 def handtrack_detections(images: list[np.ndarray]) -> list[Detections]:
-    from pipelines.import_handtrackjs import MODEL_SUBDIR, fetch_package
+    from pipelines.import_handtrackjs import DETECTION_OUTPUTS, MODEL_SUBDIR, fetch_package
     from webexport.nodejs import run_graph
 
-    rows, _ = run_graph(fetch_package() / MODEL_SUBDIR, images, outputs=list(HTJ_OUTPUTS))
+    names = DETECTION_OUTPUTS
+    rows, _ = run_graph(fetch_package() / MODEL_SUBDIR, images, outputs=list(names.values()))
     out = []
     for image, row in zip(images, rows, strict=True):
-        boxes, classes, scores, num = (row[k][0] for k in HTJ_OUTPUTS)
+        boxes, classes, scores, num = (
+            row[names[k]][0]
+            for k in ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
+        )
         n = int(np.asarray(num).reshape(-1)[0])
         keep = np.isin(classes[:n].astype(int), HAND_POSES)
         det = Detections.from_normalized(

@@ -52,6 +52,15 @@ LEVELS = 5
 TOWER_DEPTH = 4
 ANCHORS_PER_CELL = 6
 
+# The detections of handtrack.js's graph: the OD API exporter's outputs, which TF.js 3.5 named
+# Identity_N in the sorted order of their keys (classes are 1-based, num_detections a vector).
+DETECTION_OUTPUTS = {
+    "detection_boxes": "Identity_1:0",
+    "detection_classes": "Identity_2:0",
+    "detection_scores": "Identity_4:0",
+    "num_detections": "Identity_5:0",
+}
+
 _SRC = "StatefulPartitionedCall/"
 _SRC_FE = _SRC + "ssd_mobile_net_v2fpn_keras_feature_extractor/"
 _FE = "ssd_mobile_net_v2_fpn_keras_feature_extractor/"

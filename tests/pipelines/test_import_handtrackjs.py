@@ -11,6 +11,7 @@ import pytest
 from detect.backends import load_detector
 from detect.detections import Detections, match
 from pipelines.import_handtrackjs import (
+    DETECTION_OUTPUTS,
     HTJ_CLASSES,
     MODEL_SUBDIR,
     _split_shared,
@@ -20,14 +21,6 @@ from prep.tfrecord import read_records, shard_pattern
 from webexport.nodejs import node_ready, run_graph
 
 pytestmark = pytest.mark.slow
-
-# The OD API exporter's outputs, converted by TF.js 3.5, in the order of their sorted keys.
-HTJ_OUTPUTS = {
-    "detection_boxes": "Identity_1:0",
-    "detection_classes": "Identity_2:0",
-    "detection_scores": "Identity_4:0",
-    "num_detections": "Identity_5:0",
-}
 
 
 def test_split_shared_recovers_kernel_and_scales():
@@ -52,12 +45,12 @@ def test_imported_model_matches_the_original_tfjs_model(
     records = read_records(shard_pattern(real_data, "test"))
     images = [next(records).image() for _ in range(8)]
     rows, _ = run_graph(
-        handtrackjs_package / MODEL_SUBDIR, images, outputs=list(HTJ_OUTPUTS.values())
+        handtrackjs_package / MODEL_SUBDIR, images, outputs=list(DETECTION_OUTPUTS.values())
     )
     labels = dict(enumerate(HTJ_CLASSES, 1))
     compared = 0
     for image, row in zip(images, rows, strict=True):
-        out = {k: row[v][0] for k, v in HTJ_OUTPUTS.items()}
+        out = {k: row[v][0] for k, v in DETECTION_OUTPUTS.items()}
         n = int(out["num_detections"])
         assert np.allclose(out["detection_classes"], np.round(out["detection_classes"]))
         theirs = Detections.from_normalized(
