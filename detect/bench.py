@@ -19,12 +19,11 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
-from detect.run import DEFAULT_MODEL, run_multi, run_single
+from detect.run import DEFAULT_MODEL, build_parser, run_multi, run_single
 from prep.bench import DEFAULT_SAMPLE
 
 CACHE = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
@@ -106,20 +105,19 @@ def main(argv: list[str] | None = None) -> int:
         for backend in ("tflite", "tflite_fp32", "saved_model"):
             for write in (False, True):
                 for multi in (False, True):
-                    ns = SimpleNamespace(
-                        source=str(video),
-                        model=str(args.model),
-                        backend=backend,
-                        width=None,
-                        height=None,
-                        score_threshold=0.5,
-                        display=0,
-                        fps=None,
-                        threads=1,
-                        output=str(Path(tmp) / "out.mp4") if write else None,
-                        json=None,
-                        max_frames=0,
-                        num_workers=workers,
+                    output = ["--output", str(Path(tmp) / "out.mp4")] if write else []
+                    ns = build_parser(multi=True).parse_args(
+                        [
+                            "--source",
+                            str(video),
+                            "--model",
+                            str(args.model),
+                            "--backend",
+                            backend,
+                            "--num-workers",
+                            str(workers),
+                            *output,
+                        ]
                     )
                     report = (run_multi if multi else run_single)(ns)
                     rows.append((backend, "multi" if multi else "single", write, report["fps"]))

@@ -138,7 +138,7 @@ def gui_available() -> str | None:
 class Outputs:
     """The annotated video, the JSON lines and the window, fed in frame order."""
 
-    def __init__(self, args, source: FrameSource, labels: dict[int, str]):
+    def __init__(self, args, source: FrameSource):
         self.video_path, self.json_path = args.output, args.json
         self.fps = source.fps
         self.display = bool(args.display)
@@ -228,7 +228,7 @@ def make_detector(args, workers: int = 1) -> list[Detector]:
 def run_single(args) -> dict:
     detector = make_detector(args)[0]
     source = FrameSource(args.source, args.width, args.height, args.fps)
-    outputs = Outputs(args, source, detector.labels)
+    outputs = Outputs(args, source)
     start = time.perf_counter()
     try:
         for frame in source:
@@ -248,7 +248,7 @@ def run_multi(args) -> dict:
     workers = max(1, args.num_workers)
     detectors = make_detector(args, workers)
     source = FrameSource(args.source, args.width, args.height, args.fps)
-    outputs = Outputs(args, source, detectors[0].labels)
+    outputs = Outputs(args, source)
     todo: queue.Queue = queue.Queue(maxsize=2 * workers)
     done: queue.Queue = queue.Queue(maxsize=4 * workers)
     stop = threading.Event()

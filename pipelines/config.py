@@ -182,10 +182,6 @@ def _cosine(proto: Pipeline):
     )
 
 
-def input_files(pattern: str) -> list[str]:
-    return sorted(glob.glob(pattern))
-
-
 def input_size(proto: Pipeline) -> tuple[int, int]:
     """``(height, width)`` the model resizes images to (the longest side for aspect-keeping)."""
     resizer = getattr(proto.model, meta_arch(proto)).image_resizer

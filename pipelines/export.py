@@ -72,10 +72,10 @@ def restore(proto, checkpoint_dir: Path):
 
 
 def step_of(checkpoint: str) -> int:
+    """The training step saved in the checkpoint, else the number in its name."""
     reader = tf.train.load_checkpoint(checkpoint)
-    for key in ("step/.ATTRIBUTES/VARIABLE_VALUE",):
-        if reader.has_tensor(key):
-            return int(reader.get_tensor(key))
+    if reader.has_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"):
+        return int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
     tail = checkpoint.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
 
@@ -239,7 +239,6 @@ def export(
     representative: int = 100,
     eval_metrics: dict | None = None,
     extra_card: dict | None = None,
-    tfjs: bool = True,
     formats: tuple[str, ...] = ("saved_model", "tflite", "tfjs"),
 ) -> dict:
     proto = cfg.load(pipeline)
@@ -254,7 +253,7 @@ def export(
         )
     model, checkpoint = restore(proto, checkpoint_dir)
     stages = ["saved_model"] + (["tflite", "tfjs"] if arch == "ssd" else [])
-    stages = [s for s in stages if s in formats and (tfjs or s != "tfjs")]
+    stages = [s for s in stages if s in formats]
     notes = []
     if arch != "ssd":
         notes.append(
@@ -368,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
             parity_images=args.parity_images,
             representative=args.representative_images,
             eval_metrics=metrics,
-            tfjs=not args.no_tfjs,
+            formats=("saved_model", "tflite")
+            if args.no_tfjs
+            else ("saved_model", "tflite", "tfjs"),
         )
     except UserError as e:
         return fail(str(e))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 
 import numpy as np
@@ -17,9 +18,9 @@ pytestmark = pytest.mark.real_data
 
 
 @pytest.fixture(scope="module")
-def real_prepared(real_sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("real") / "data"
-    return out, prepare(Source(real_sample), out, workers=2)
+def real_prepared(real_data):
+    """conftest's real_data (the sample prepped once per session) and its summary."""
+    return real_data, json.loads((real_data / "summary.json").read_text())
 
 
 def test_records_decode_back_to_the_csv(real_sample, real_prepared):
