@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -31,7 +32,7 @@ import scipy.io
 from prep.common import UserError, fail
 from prep.dataset import FrameTask, RawObject, build
 from prep.sources import EGOHANDS_URL, Source, download
-from prep.split import split_by_frame, split_by_video
+from prep.split import choose_videos, split_by_frame, split_by_video
 
 HAND_TYPES = ("myleft", "myright", "yourleft", "yourright")
 CLASS_SETS = {"hand": ("hand",), "hand_type": HAND_TYPES}
@@ -270,15 +271,23 @@ def prepare(
     masks: bool = True,
     keep_empty: bool = False,
     frames_per_shard: int = 400,
+    eval_videos: Sequence[str] = (),
+    test_videos: Sequence[str] = (),
 ) -> dict:
-    """Discover, split and write; return the summary."""
+    """Discover, split and write; return the summary. ``eval_videos``/``test_videos`` name the
+    held-out videos explicitly (every other video trains; ``ratios`` and ``seed`` are unused)."""
     videos, warnings = discover(source, classes)
     tasks = [
         FrameTask(f"{v.name}_{PurePosixPath(f).name}", f, v.name, objs)
         for v in videos
         for f, objs in zip(v.frames, v.labels, strict=True)
     ]
-    if split_by == "video":
+    if eval_videos or test_videos:
+        if split_by != "video":
+            raise UserError("--eval-videos/--test-videos need --split-by video")
+        by_video = choose_videos([v.name for v in videos], eval_videos, test_videos)
+        split_of = {t.key: by_video[t.video] for t in tasks}
+    elif split_by == "video":
         by_video, more = split_by_video({v.name: v.meta for v in videos}, ratios, seed)
         warnings += more
         split_of = {t.key: by_video[t.video] for t in tasks}
@@ -294,6 +303,11 @@ def prepare(
         "split_by": split_by,
         "seed": seed,
         "ratios": list(ratios),
+        **(
+            {"held_out": {"eval": list(eval_videos), "test": list(test_videos)}}
+            if eval_videos or test_videos
+            else {}
+        ),
         "warnings": warnings,
     }
     video_meta = {
@@ -331,6 +345,10 @@ def print_summary(summary: dict, out: Path, seconds: float) -> None:
     for w in summary.get("warnings", []):
         print(f"warning: {w}")
     print(f"wrote {out} in {seconds:.1f} s")
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
@@ -388,6 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train,eval,test fractions (default: 0.8,0.1,0.1)",
     )
     p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    for split in ("eval", "test"):
+        p.add_argument(
+            f"--{split}-videos",
+            type=parse_names,
+            default=(),
+            metavar="NAME[,NAME]",
+            help=f"put these videos in {split} (every other video trains; replaces --ratios)",
+        )
     p.add_argument(
         "--workers",
         type=int,
@@ -436,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             masks=not args.no_masks,
             keep_empty=args.keep_empty,
             frames_per_shard=args.frames_per_shard,
+            eval_videos=args.eval_videos,
+            test_videos=args.test_videos,
         )
         print_summary(summary, args.out, time.perf_counter() - start)
         if args.preview:

@@ -87,6 +87,23 @@ def split_by_video(
     return assignment, warnings
 
 
+def choose_videos(
+    names: Sequence[str], eval_videos: Sequence[str], test_videos: Sequence[str]
+) -> dict[str, str]:
+    """Named held-out videos; every other video trains."""
+    unknown = sorted((set(eval_videos) | set(test_videos)) - set(names))
+    if unknown:
+        raise UserError(f"no video named {', '.join(unknown)}; the videos are: {', '.join(names)}")
+    if set(eval_videos) & set(test_videos):
+        raise UserError("a video cannot be in both eval and test")
+    assignment = dict.fromkeys(names, "train")
+    assignment.update(dict.fromkeys(eval_videos, "eval"))
+    assignment.update(dict.fromkeys(test_videos, "test"))
+    if "train" not in assignment.values():
+        raise UserError("every video is held out; leave at least one to train on")
+    return assignment
+
+
 def split_by_frame(keys: Sequence[str], ratios: Sequence[float], seed: int) -> dict[str, str]:
     """Seeded random frame-level split (frames of one video land in several splits)."""
     order = sorted(keys)

@@ -172,6 +172,20 @@ def test_frame_split_option(egohands_tree, tmp_path):
     assert len(summary["splits"]["train"]["videos"]) == 3
 
 
+def test_named_eval_video(egohands_tree, tmp_path):
+    video = sorted(egohands_tree[1])[-1]
+    summary = prepare(Source(egohands_tree[0]), tmp_path / "o", eval_videos=[video], workers=0)
+    assert summary["splits"]["eval"]["videos"] == [video]
+    assert summary["splits"]["test"]["frames"] == 0
+    assert len(summary["splits"]["train"]["videos"]) == len(egohands_tree[1]) - 1
+    assert {r["video"] for r in rows(tmp_path / "o", "eval")} == {video}
+    result = run_cli(
+        "--source", str(egohands_tree[0]), "--out", str(tmp_path / "x"), "--eval-videos", "NOPE"
+    )
+    assert result.returncode == 2 and "no video named NOPE" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "x").exists()
+
+
 def _copy_tree(egohands_tree, tmp_path) -> Path:
     dst = tmp_path / "tree"
     shutil.copytree(egohands_tree[0], dst)

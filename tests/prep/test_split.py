@@ -5,7 +5,7 @@ import pytest
 
 from prep.common import UserError
 from prep.egohands_clean import video_attributes
-from prep.split import split_by_frame, split_by_video, split_counts
+from prep.split import choose_videos, split_by_frame, split_by_video, split_counts
 
 # The 48 EgoHands videos: 4 activities x 3 locations x 4 viewer pairs.
 ACTIVITIES = ("CARDS", "CHESS", "JENGA", "PUZZLE")
@@ -67,3 +67,15 @@ def test_split_by_frame_is_seeded_and_complete():
     a = split_by_frame(keys, (0.8, 0.1, 0.1), 1)
     assert a == split_by_frame(list(reversed(keys)), (0.8, 0.1, 0.1), 1)
     assert Counter(a.values()) == {"train": 80, "eval": 10, "test": 10}
+
+
+def test_named_held_out_videos():
+    names = sorted(VIDEOS)[:4]
+    got = choose_videos(names, [names[1]], [names[3]])
+    assert got == {names[0]: "train", names[1]: "eval", names[2]: "train", names[3]: "test"}
+    with pytest.raises(UserError, match=f"no video named NOPE; the videos are: {names[0]}"):
+        choose_videos(names, ["NOPE"], [])
+    with pytest.raises(UserError, match="both eval and test"):
+        choose_videos(names, [names[0]], [names[0]])
+    with pytest.raises(UserError, match="leave at least one"):
+        choose_videos(names, names[:2], names[2:])
