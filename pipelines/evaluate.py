@@ -37,6 +37,8 @@ HEADLINE = {
     "DetectionMasks_Precision/mAP": "mask_AP",
     "DetectionMasks_Precision/mAP@.50IOU": "mask_AP50",
     "hand_iou": "hand_IoU",
+    "recall50_edge": "recall_edge",
+    "recall50_inside": "recall_in",
 }
 
 
@@ -76,6 +78,47 @@ class HandIoU:
             if self.per_image
             else float("nan"),
         }
+
+
+class EdgeRecall:
+    """Recall at IoU >= 0.5 and score >= 0.5, split into boxes touching the image border and
+    the rest: where a detector misses cut-off hands (in egocentric video, the wearer's own hands
+    at the bottom edge), COCO AP alone does not say so."""
+
+    def __init__(self, score_threshold: float = 0.5, margin: float = 0.01):
+        self.threshold, self.margin = score_threshold, margin
+        self.found = {"edge": 0, "inside": 0}
+        self.total = {"edge": 0, "inside": 0}
+
+    def add(self, eval_dict: dict) -> None:
+        from detect.detections import box_iou
+
+        r = fields.DetectionResultFields
+        gt = eval_dict[fields.InputDataFields.groundtruth_boxes].numpy()
+        shape = eval_dict[fields.InputDataFields.original_image_spatial_shape].numpy()
+        boxes, scores = eval_dict[r.detection_boxes].numpy(), eval_dict[r.detection_scores].numpy()
+        n_gt = eval_dict[fields.InputDataFields.num_groundtruth_boxes].numpy()
+        for b in range(boxes.shape[0]):  # boxes are absolute [ymin, xmin, ymax, xmax]
+            h, w = shape[b]
+            truth = gt[b][: int(n_gt[b])]
+            det = boxes[b][scores[b] >= self.threshold]
+            iou = box_iou(truth, det) if len(det) else np.zeros((len(truth), 0))
+            hit = (iou >= 0.5).any(axis=1)
+            y0, x0, y1, x1 = (truth / [h, w, h, w]).T
+            m = self.margin
+            edge = (y0 <= m) | (x0 <= m) | (y1 >= 1 - m) | (x1 >= 1 - m)
+            for name, sel in (("edge", edge), ("inside", ~edge)):
+                self.total[name] += int(sel.sum())
+                self.found[name] += int(hit[sel].sum())
+
+    def result(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name in ("edge", "inside"):
+            out[f"boxes_{name}"] = self.total[name]
+            out[f"recall50_{name}"] = (
+                self.found[name] / self.total[name] if self.total[name] else float("nan")
+            )
+        return out
 
 
 def resolve_checkpoint(model_dir: Path | None, checkpoint: str | None) -> str:
@@ -127,6 +170,7 @@ def evaluate(
         eval_config, categories, eval_util.evaluator_options_from_eval_config(eval_config)
     )
     hand_iou = HandIoU() if cfg.has_masks(proto) else None
+    edge_recall = EdgeRecall()
 
     @tf.function
     def compute(features, labels):
@@ -159,6 +203,7 @@ def evaluate(
             evaluator.add_eval_dict(eval_dict)
         if hand_iou is not None:
             hand_iou.add(eval_dict)
+        edge_recall.add(eval_dict)
         for k, v in losses.items():
             loss_sums[k] = loss_sums.get(k, 0.0) + float(v)
         n += 1
@@ -170,6 +215,7 @@ def evaluate(
     metrics.update({k: v / n for k, v in loss_sums.items()})
     if hand_iou is not None:
         metrics.update(hand_iou.result())
+    metrics.update(edge_recall.result())
     result = {
         "checkpoint": checkpoint,
         "step": step,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines import config as cfg
-from pipelines.evaluate import HandIoU, evaluate
+from pipelines.evaluate import EdgeRecall, HandIoU, evaluate
 from pipelines.odapi import tf
 from pipelines.train import Trainer, train
 from prep.common import UserError
@@ -61,6 +61,8 @@ def test_evaluate_ssd_once(ssd_run, prepared):
     for key in ("box_AP", "box_AP50", "box_AR100"):
         assert 0.0 <= result["headline"][key] <= 1.0
     assert "Loss/total_loss" in result["metrics"]
+    m = result["metrics"]
+    assert m["boxes_edge"] + m["boxes_inside"] == prepared[1]["splits"]["eval"]["boxes"]
 
 
 def test_missing_fine_tune_checkpoint_says_what_to_do(prepared, tmp_path):
@@ -160,3 +162,33 @@ def test_hand_iou_pools_pixels_over_images():
     result = iou.result()
     assert result["hand_iou"] == pytest.approx((4 + 4) / (8 + 8))
     assert result["hand_iou_mean_per_image"] == pytest.approx(0.5)
+
+
+def test_edge_recall_splits_border_boxes_from_the_rest():
+    from object_detection.core import standard_fields as fields
+
+    r, i = fields.DetectionResultFields, fields.InputDataFields
+    gt = [
+        [
+            [680.0, 100.0, 720.0, 300.0],  # cut off by the bottom edge, found
+            [690.0, 600.0, 720.0, 700.0],  # cut off by the bottom edge, missed (IoU < 0.5)
+            [300.0, 300.0, 400.0, 500.0],  # inside, found
+            [0.0, 0.0, 0.0, 0.0],  # padding beyond num_groundtruth_boxes
+        ]
+    ]
+    det = [
+        [[682.0, 100.0, 720.0, 290.0], [660.0, 500.0, 720.0, 900.0], [300.0, 310.0, 400.0, 500.0]]
+    ]
+    recall = EdgeRecall()
+    recall.add(
+        {
+            i.groundtruth_boxes: tf.constant(gt),
+            i.num_groundtruth_boxes: tf.constant([3]),
+            i.original_image_spatial_shape: tf.constant([[720, 1280]]),
+            r.detection_boxes: tf.constant(det),
+            r.detection_scores: tf.constant([[0.9, 0.9, 0.6]]),
+        }
+    )
+    result = recall.result()
+    assert (result["boxes_edge"], result["boxes_inside"]) == (2, 1)
+    assert result["recall50_edge"] == 0.5 and result["recall50_inside"] == 1.0
