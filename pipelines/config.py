@@ -151,13 +151,20 @@ def configure(
             schedule.warmup_learning_rate = min(schedule.warmup_learning_rate, learning_rate)
     if checkpoint is not None:
         train.fine_tune_checkpoint = checkpoint
-        if (Path(checkpoint).parent / "import.json").is_file():
-            # Our imports carry a head for these classes: restore everything, not just the
-            # feature extractor (the OD API's "detection" type re-initialises SSD's heads).
+        if restores_full(checkpoint):
+            # Our imports and exports carry a head for these classes: restore everything, not
+            # just the feature extractor (the OD API's "detection" type re-initialises SSD's heads).
             train.fine_tune_checkpoint_type = "full"
     if from_scratch:
         make_from_scratch(proto)
     return proto
+
+
+def restores_full(checkpoint: str | Path) -> bool:
+    """True for checkpoints this project wrote: an import (import.json beside it) or the
+    ``checkpoint/`` folder of an exported model (model_card.json one level up)."""
+    folder = Path(checkpoint).parent
+    return (folder / "import.json").is_file() or (folder.parent / "model_card.json").is_file()
 
 
 def make_from_scratch(proto: Pipeline) -> None:

@@ -83,6 +83,16 @@ def step_of(checkpoint: str) -> int:
 # ---------------------------------------------------------------- artifacts
 
 
+def export_checkpoint(model, out: Path) -> None:
+    """Weights only (no optimizer slots): a ``fine_tune_checkpoint`` for retraining, type full."""
+    ckpt = tf.train.Checkpoint(model=model)
+    ckpt.save_counter.assign(0)  # saved too, so a strict restore of the folder matches
+    ckpt.write(str(out / "ckpt-0"))
+    (out / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
+    )
+
+
 def export_saved_model(proto, checkpoint_dir: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         exporter_lib_v2.export_inference_graph("image_tensor", proto, str(checkpoint_dir), tmp)
@@ -270,6 +280,7 @@ def export(
                 export_tflite(proto, model, tmp, representative_images(proto, representative))
             else:
                 export_tfjs(proto, model, tmp)
+        export_checkpoint(model, tmp / "checkpoint")
         (tmp / "labels.txt").write_text("".join(f"{labels[i]}\n" for i in sorted(labels)))
         shutil.copy(label_map, tmp / "label_map.pbtxt")
         cfg.save(proto, tmp / "pipeline.config")

@@ -65,6 +65,25 @@ def test_backends_agree_on_a_real_frame(htj7_export, real_data):
         assert len(match(ref, det, 0.8)) == len(ref), backend
 
 
+def test_exported_checkpoint_is_a_full_fine_tune_start(htj7_export, real_data, prepared):
+    from pipelines import config as cfg
+    from pipelines.export import restore
+    from prep.tfenv import tf
+
+    start = htj7_export / "checkpoint" / "ckpt-0"
+    reader = tf.train.load_checkpoint(str(start))
+    assert not any("optimizer" in name for name in reader.get_variable_to_shape_map())
+    proto = cfg.configure("ssd", prepared[0], checkpoint=str(start))
+    assert proto.train_config.fine_tune_checkpoint_type == "full"
+    # The weights are the exported model's: same scores as the SavedModel on a real frame.
+    model, _ = restore(cfg.load(htj7_export / "pipeline.config"), start.parent)
+    image = next(read_records(shard_pattern(real_data, "test"))).image()
+    images, shapes = model.preprocess(tf.cast(image[None], tf.float32))
+    out = model.postprocess(model.predict(images, shapes), shapes)
+    ref = load_detector(htj7_export, "saved_model").detect(image)
+    np.testing.assert_allclose(out["detection_scores"][0, :5], ref.scores[:5], atol=1e-4)
+
+
 def run_export(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipelines.export", *args],
