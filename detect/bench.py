@@ -23,10 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect.run import DEFAULT_MODEL, build_parser, run_multi, run_single
+from detect import DEFAULT_MODEL
+from detect.run import build_parser, run_multi, run_single
 from prep.bench import DEFAULT_SAMPLE
+from prep.common import CACHE_DIR
 
-CACHE = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
 MEDIAPIPE = "mediapipe==0.10.21"
 PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"
 
@@ -46,7 +47,7 @@ def make_video(path: Path, frames: int, sample: Path) -> Path:
 
 
 def palm_model() -> Path | None:
-    target = CACHE / "mediapipe-0.10.21" / "palm_detection_full.tflite"
+    target = CACHE_DIR / "mediapipe-0.10.21" / "palm_detection_full.tflite"
     if target.is_file():
         return target
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,13 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detect import DEFAULT_MODEL
 from detect.backends import ARTIFACTS, Detector, load_detector
 from detect.detections import Detections
 from prep.common import UserError, fail
 from prep.preview import draw
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "exported" / "hands_ssd320"
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 

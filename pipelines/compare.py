@@ -15,18 +15,19 @@ import argparse
 import contextlib
 import io
 import sys
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from detect import DEFAULT_MODEL
 from detect.backends import load_detector
 from detect.detections import Detections, nms
 from prep.common import UserError, fail
 from prep.tfrecord import read_records
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "exported" / "hands_ssd320"
 HAND_POSES = (1, 2, 3, 4)
 
 
@@ -97,9 +98,7 @@ def handtrack_detections(images: list[np.ndarray]) -> list[Detections]:
 
 
 def compare(model: Path, records: str, limit: int = 0) -> list[tuple[str, dict | str]]:
-    examples = list(read_records(records))
-    if limit:
-        examples = examples[:limit]
+    examples = list(islice(read_records(records), limit or None))
     if not examples:
         raise UserError(f"no frames in {records}")
     images = [ex.image() for ex in examples]

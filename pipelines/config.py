@@ -11,7 +11,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from pipelines import odapi  # noqa: F401  (protos need the compatibility shims)
+from pipelines import odapi  # protos need the compatibility shims; odapi.tf is TensorFlow
 from prep.common import UserError, atomic_write_bytes, read_label_map
 
 from object_detection.protos import pipeline_pb2
@@ -165,6 +165,17 @@ def restores_full(checkpoint: str | Path) -> bool:
     ``checkpoint/`` folder of an exported model (model_card.json one level up)."""
     folder = Path(checkpoint).parent
     return (folder / "import.json").is_file() or (folder.parent / "model_card.json").is_file()
+
+
+def write_weights(model, folder: Path) -> None:
+    """The model's weights only (no optimizer slots) as ``folder/ckpt-0`` with its ``checkpoint``
+    index: what imports and exports ship as a fine-tune start (see ``restores_full``)."""
+    ckpt = odapi.tf.train.Checkpoint(model=model)
+    ckpt.save_counter.assign(0)  # saved too, so a strict restore of the folder matches
+    ckpt.write(str(folder / "ckpt-0"))
+    (folder / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
+    )
 
 
 def make_from_scratch(proto: Pipeline) -> None:

@@ -27,6 +27,7 @@ import json
 import shutil
 import sys
 import tempfile
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -83,16 +84,6 @@ def step_of(checkpoint: str) -> int:
 # ---------------------------------------------------------------- artifacts
 
 
-def export_checkpoint(model, out: Path) -> None:
-    """Weights only (no optimizer slots): a ``fine_tune_checkpoint`` for retraining, type full."""
-    ckpt = tf.train.Checkpoint(model=model)
-    ckpt.save_counter.assign(0)  # saved too, so a strict restore of the folder matches
-    ckpt.write(str(out / "ckpt-0"))
-    (out / "checkpoint").write_text(
-        'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
-    )
-
-
 def export_saved_model(proto, checkpoint_dir: Path, out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         exporter_lib_v2.export_inference_graph("image_tensor", proto, str(checkpoint_dir), tmp)
@@ -123,12 +114,12 @@ def representative_images(proto, count: int) -> list[np.ndarray]:
     """Training images resized and normalised as the TFLite input expects."""
     height, width = cfg.input_size(proto)
     pattern = list(proto.train_input_reader.tf_record_input_reader.input_path)
-    images = []
-    for ex in read_records(pattern):
-        image = tf.image.resize(ex.image()[None], (height, width)).numpy()
-        images.append((image / 127.5 - 1.0).astype(np.float32))
-        if len(images) >= count:
-            break
+    images = [
+        (tf.image.resize(ex.image()[None], (height, width)).numpy() / 127.5 - 1.0).astype(
+            np.float32
+        )
+        for ex in islice(read_records(pattern), count)
+    ]
     if not images:
         raise UserError("no training images for the int8 representative dataset")
     return images
@@ -202,12 +193,7 @@ def export_tfjs(proto, model, out: Path) -> None:
 def held_out_images(proto, count: int) -> list[np.ndarray]:
     readers = list(proto.eval_input_reader) or [proto.train_input_reader]
     pattern = list(readers[0].tf_record_input_reader.input_path)
-    images = []
-    for ex in read_records(pattern):
-        images.append(ex.image())
-        if len(images) >= count:
-            break
-    return images
+    return [ex.image() for ex in islice(read_records(pattern), count)]
 
 
 def parity(out: Path, images: list[np.ndarray], backends: list[str]) -> dict:
@@ -280,7 +266,8 @@ def export(
                 export_tflite(proto, model, tmp, representative_images(proto, representative))
             else:
                 export_tfjs(proto, model, tmp)
-        export_checkpoint(model, tmp / "checkpoint")
+        (tmp / "checkpoint").mkdir()
+        cfg.write_weights(model, tmp / "checkpoint")
         (tmp / "labels.txt").write_text("".join(f"{labels[i]}\n" for i in sorted(labels)))
         shutil.copy(label_map, tmp / "label_map.pbtxt")
         cfg.save(proto, tmp / "pipeline.config")

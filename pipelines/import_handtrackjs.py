@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ import numpy as np
 
 from pipelines import config as cfg
 from pipelines.odapi import tf
-from prep.common import UserError, atomic_dir, fail, write_label_map
+from prep.common import CACHE_DIR, UserError, atomic_dir, fail, write_label_map
 
 from object_detection.builders import model_builder
 from object_detection.utils import config_util
@@ -46,7 +45,6 @@ VERSION = "0.1.5"
 HTJ_CLASSES = ("open", "closed", "pinch", "point", "face", "pointtip", "pinchtip")
 HAND_POSES = ("open", "closed", "pinch", "point")
 CLASS_SETS = {"all": {c: [c] for c in HTJ_CLASSES}, "hand": {"hand": list(HAND_POSES)}}
-DEFAULT_CACHE = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
 MODEL_SUBDIR = "models/webmodel/ssd320fpnlite/base"
 LEVELS = 5
 TOWER_DEPTH = 4
@@ -73,7 +71,7 @@ _SCOPE_SUFFIX = re.compile(
 # ---------------------------------------------------------------- the package and its weights
 
 
-def fetch_package(cache_dir: Path = DEFAULT_CACHE, version: str = VERSION) -> Path:
+def fetch_package(cache_dir: Path = CACHE_DIR, version: str = VERSION) -> Path:
     """``npm pack handtrackjs@<version>`` into the cache (once); return the unpacked package."""
     target = Path(cache_dir) / f"{PACKAGE}-{version}" / "package"
     if (target / MODEL_SUBDIR / "model.json").is_file():
@@ -307,7 +305,7 @@ def import_handtrackjs(
     *,
     classes: str = "hand",
     package: Path | None = None,
-    cache_dir: Path = DEFAULT_CACHE,
+    cache_dir: Path = CACHE_DIR,
 ) -> dict:
     """Write ``out/{ckpt-0.*, checkpoint, pipeline.config, label_map.pbtxt, import.json}``."""
     if classes not in CLASS_SETS:
@@ -324,11 +322,7 @@ def import_handtrackjs(
             f"per-level scales (error {report['tower_split_max_relative_error']:.2g})"
         )
     with atomic_dir(out, marker="import.json") as tmp:
-        manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(tmp), 1)
-        manager.save(checkpoint_number=0)
-        (tmp / "checkpoint").write_text(
-            'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
-        )
+        cfg.write_weights(model, tmp)
         write_label_map(tmp / "label_map.pbtxt", list(targets))
         proto.train_config.fine_tune_checkpoint = ""
         for reader in (proto.train_input_reader, *proto.eval_input_reader):
@@ -357,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="an unpacked handtrackjs package folder (default: npm pack into the cache)",
     )
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     args = p.parse_args(argv)
     try:
         info = import_handtrackjs(

@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+# Downloads and npm/pip packages the project fetches (env HANDS_CACHE).
+CACHE_DIR = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
 MARKER = "summary.json"  # present in every folder this project writes; marks it as replaceable
 
 

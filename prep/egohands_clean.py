@@ -29,14 +29,13 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import numpy as np
 import scipy.io
 
-from prep.common import UserError, fail
+from prep.common import CACHE_DIR, UserError, fail
 from prep.dataset import FrameTask, RawObject, build
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video
 
 HAND_TYPES = ("myleft", "myright", "yourleft", "yourright")
 CLASS_SETS = {"hand": ("hand",), "hand_type": HAND_TYPES}
-DEFAULT_CACHE = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
 _FRAME_NUM = re.compile(r"(\d+)\D*$")
 
 
@@ -378,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache-dir",
         type=Path,
-        default=DEFAULT_CACHE,
+        default=CACHE_DIR,
         help="where downloads go (default: %(default)s; env HANDS_CACHE)",
     )
     p.add_argument(

@@ -16,10 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detect import DEFAULT_MODEL
 from prep.bench import DEFAULT_SAMPLE
 from prep.common import UserError, fail
 from webexport.browser import browser_page
-from webexport.serve import DEFAULT_MODEL, serve_in_background
+from webexport.serve import serve_in_background
 
 
 def bench(model: Path, frames: int = 20, backend: str = "wasm", image: Path | None = None) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import http.server
 import sys
 import threading
@@ -18,11 +17,10 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
+from detect import DEFAULT_MODEL
 from prep.common import UserError, fail
 
 WEB = Path(__file__).resolve().parent
-ROOT = WEB.parent
-DEFAULT_MODEL = ROOT / "exported" / "hands_ssd320"
 TFJS = WEB / "node_modules" / "@tensorflow"
 VENDOR = {
     "tf.min.js": TFJS / "tfjs" / "dist" / "tf.min.js",
@@ -80,7 +78,7 @@ def make_server(
     routes = {"/model/": model, "/": WEB / "web"}
     routes.update({f"/{k.strip('/')}/": Path(v) for k, v in (extra or {}).items()})
     handler = type("RoutedHandler", (Handler,), {"routes": routes})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 

@@ -26,6 +26,9 @@ def test_card_records_the_held_out_metrics_and_parity():
     assert card["parity"]["tflite"]["matched_fraction"] >= 0.95
     assert card["training_data"]["held_out_video"] == HELD_OUT
     assert (SHIPPED / "checkpoint" / "ckpt-0.index").is_file()
+    from pipelines.config import restores_full
+
+    assert restores_full(SHIPPED / "checkpoint" / "ckpt-0")  # retraining keeps the heads
 
 
 @pytest.mark.real_data

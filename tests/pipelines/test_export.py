@@ -94,17 +94,24 @@ def run_export(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_missing_checkpoint_is_one_clear_error(tmp_path, htj7_export):
+def export_fails(checkpoint_dir: Path, pipeline: Path, out: Path) -> str:
+    """Run the export CLI expecting one clear error and nothing written; return stderr."""
     result = run_export(
         "--checkpoint-dir",
-        str(tmp_path),
+        str(checkpoint_dir),
         "--pipeline",
-        str(htj7_export / "pipeline.config"),
+        str(pipeline),
         "--out",
-        str(tmp_path / "out"),
+        str(out),
     )
-    assert result.returncode == 2 and "no checkpoint in" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert not out.exists()
+    return result.stderr
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path, htj7_export):
+    stderr = export_fails(tmp_path, htj7_export / "pipeline.config", tmp_path / "out")
+    assert "no checkpoint in" in stderr
 
 
 def test_config_checkpoint_mismatch_is_one_clear_error(tmp_path, htj7_export):
@@ -117,32 +124,17 @@ def test_config_checkpoint_mismatch_is_one_clear_error(tmp_path, htj7_export):
     write_label_map(tmp_path / "lm.pbtxt", ["hand"])
     proto.train_input_reader.label_map_path = str(tmp_path / "lm.pbtxt")
     cfg.save(proto, tmp_path / "one.config")
-    ckpt = htj7_export.parent / "ckpt"
-    result = run_export(
-        "--checkpoint-dir",
-        str(ckpt),
-        "--pipeline",
-        str(tmp_path / "one.config"),
-        "--out",
-        str(tmp_path / "out"),
-    )
-    assert result.returncode == 2 and "does not match the pipeline config" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+    stderr = export_fails(htj7_export.parent / "ckpt", tmp_path / "one.config", tmp_path / "out")
+    assert "does not match the pipeline config" in stderr
 
 
 def test_unwritable_output_is_one_clear_error(tmp_path, htj7_export):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    result = run_export(
-        "--checkpoint-dir",
-        str(htj7_export.parent / "ckpt"),
-        "--pipeline",
-        str(htj7_export / "pipeline.config"),
-        "--out",
-        str(blocker / "out"),
+    stderr = export_fails(
+        htj7_export.parent / "ckpt", htj7_export / "pipeline.config", blocker / "out"
     )
-    assert result.returncode == 2 and "cannot write to" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "cannot write to" in stderr
 
 
 def test_corrupt_artifacts_are_one_clear_error(tmp_path, htj7_export):
