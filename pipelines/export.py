@@ -357,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.eval_metrics:
             if not args.eval_metrics.is_file():
                 raise UserError(f"{args.eval_metrics} not found")
-            metrics = json.loads(args.eval_metrics.read_text()).get("headline")
+            try:
+                metrics = json.loads(args.eval_metrics.read_text()).get("headline")
+            except (ValueError, AttributeError):
+                raise UserError(
+                    f"{args.eval_metrics} is not a metrics file of python -m pipelines.evaluate"
+                ) from None
         card = export(
             pipeline,
             args.checkpoint_dir,

@@ -94,7 +94,7 @@ def run_export(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def export_fails(checkpoint_dir: Path, pipeline: Path, out: Path) -> str:
+def export_fails(checkpoint_dir: Path, pipeline: Path, out: Path, *extra: str) -> str:
     """Run the export CLI expecting one clear error and nothing written; return stderr."""
     result = run_export(
         "--checkpoint-dir",
@@ -103,6 +103,7 @@ def export_fails(checkpoint_dir: Path, pipeline: Path, out: Path) -> str:
         str(pipeline),
         "--out",
         str(out),
+        *extra,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert not out.exists()
@@ -112,6 +113,15 @@ def export_fails(checkpoint_dir: Path, pipeline: Path, out: Path) -> str:
 def test_missing_checkpoint_is_one_clear_error(tmp_path, htj7_export):
     stderr = export_fails(tmp_path, htj7_export / "pipeline.config", tmp_path / "out")
     assert "no checkpoint in" in stderr
+
+
+def test_corrupt_eval_metrics_is_one_clear_error(tmp_path):
+    bad = tmp_path / "metrics.json"
+    bad.write_text("{not json")
+    stderr = export_fails(
+        tmp_path, tmp_path / "pipeline.config", tmp_path / "out", "--eval-metrics", str(bad)
+    )
+    assert "is not a metrics file of python -m pipelines.evaluate" in stderr
 
 
 def test_config_checkpoint_mismatch_is_one_clear_error(tmp_path, htj7_export):
