@@ -17,9 +17,9 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from prep.common import UserError, atomic_write_bytes, fail, read_label_map
-from prep.dataset import SPLITS, FrameTask, RawObject, build
+from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
-from prep.split import split_by_frame
+from prep.split import published_split, split_by_frame
 
 
 def to_coco(data: Path, split: str) -> dict:
@@ -64,19 +64,24 @@ def export_coco(data: Path, split: str, out: Path) -> dict:
     return coco
 
 
-def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject]]]]:
-    """Parse a COCO instances file into class names and ``(file_name, objects)`` per image.
-    Polygon segmentations become masks; boxes come from ``bbox``."""
+def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject], str]], int]:
+    """Parse a COCO instances file into class names, ``(file_name, objects, split)`` per image
+    (``split`` is the image's own ``split`` field, or ""), and the number of annotations that
+    name no image. Polygon segmentations become masks; boxes come from ``bbox``."""
     try:
         coco = json.loads(Path(path).read_text())
         cats = {c["id"]: c["name"] for c in coco["categories"]}
-        images = {im["id"]: im["file_name"] for im in coco["images"]}
+        images = {im["id"]: (im["file_name"], str(im.get("split", ""))) for im in coco["images"]}
         anns = coco.get("annotations", [])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: not a COCO instances file ({type(e).__name__}: {e})") from None
     objects: dict[int, list[RawObject]] = defaultdict(list)
+    orphans = 0
     for ann in anns:
         try:
+            if ann["image_id"] not in images:
+                orphans += 1
+                continue
             x, y, w, h = (float(v) for v in ann["bbox"])
             seg = ann.get("segmentation")
             polys = (
@@ -89,39 +94,66 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject]]]]
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}: annotation {ann.get('id')} is malformed ({e})") from None
-    return [cats[k] for k in sorted(cats)], [(images[i], objects[i]) for i in sorted(images)]
+    items = [(images[i][0], objects[i], images[i][1]) for i in sorted(images)]
+    return [cats[k] for k in sorted(cats)], items, orphans
 
 
-def import_coco(
+def plan_coco(
     json_path: Path,
-    images: Path,
-    out: Path,
+    images: Path | None = None,
     *,
+    split_by: str = "auto",
     ratios=(0.8, 0.1, 0.1),
     seed: int = 0,
-    workers: int = 2,
-) -> dict:
-    classes, items = read_coco(json_path)
+) -> Plan:
+    """Plan a COCO import. ``split_by``: "source" keeps each image's own ``split`` field
+    (train/valid/test), "frame" splits at random (seeded), "auto" is "source" when the file
+    gives a split. ``images`` defaults to the ``images/`` folder beside the JSON."""
+    json_path = Path(json_path)
+    images = Path(images) if images is not None else json_path.parent / "images"
+    classes, items, orphans = read_coco(json_path)
     source = Source(images)
     known = set(source.members)
-    tasks = []
-    for name, objects in items:
+    tasks, published = [], {}
+    for name, objects, split in items:
         if name not in known:
             raise UserError(f"{json_path}: image {name} not found in {images}")
-        tasks.append(FrameTask(name.replace("/", "_"), name, "", objects))
+        task = FrameTask(name.replace("/", "_"), name, "", objects)
+        tasks.append(task)
+        published[task.key] = split
+    given = any(published.values())
+    if split_by == "auto":
+        split_by = "source" if given else "frame"
+    warnings = []
+    if orphans:
+        warnings.append(f"{orphans} annotation(s) name an image_id that is not in images; skipped")
+    if split_by == "source":
+        missing = [k for k, v in published.items() if not v]
+        if missing:
+            raise UserError(
+                f"{json_path}: {len(missing)} image(s) have no split field (e.g. {missing[0]}); "
+                "use --split-by frame"
+            )
+        split_of = {k: published_split(v, str(json_path)) for k, v in published.items()}
+    elif split_by == "frame":
+        split_of = split_by_frame([t.key for t in tasks], ratios, seed)
+    else:
+        raise UserError(f"--split-by must be auto, source or frame, got {split_by}")
+    sort_tasks(tasks, split_of)
     masks = bool(tasks) and all(o.polygons for t in tasks for o in t.objects)
-    split_of = split_by_frame([t.key for t in tasks], ratios, seed)
-    order = {s: i for i, s in enumerate(SPLITS)}
-    tasks.sort(key=lambda t: (order[split_of[t.key]], t.key))
     meta = {
         "tool": "prep.coco",
-        "source": Path(json_path).name,
-        "split_by": "frame",
-        "seed": seed,
-        "ratios": list(ratios),
-        "warnings": [],
+        "source": json_path.name,
+        "split_by": split_by,
+        **({"seed": seed, "ratios": list(ratios)} if split_by == "frame" else {}),
+        "skipped_annotations": {"unknown_image": orphans} if orphans else {},
+        "warnings": warnings,
     }
-    return build(source, tasks, split_of, out, classes, masks=masks, workers=workers, meta=meta)
+    return Plan(source, tasks, split_of, classes, masks, meta)
+
+
+def import_coco(json_path: Path, images: Path | None, out: Path, *, workers: int = 2, **kw) -> dict:
+    return plan_coco(json_path, images, **kw).build(out, workers=workers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", type=Path, required=True)
     i = sub.add_parser("import", help="COCO JSON + images -> dataset folder")
     i.add_argument("--json", type=Path, required=True)
-    i.add_argument("--images", type=Path, required=True)
+    i.add_argument("--images", type=Path, help="image folder (default: images/ beside the JSON)")
     i.add_argument("--out", type=Path, required=True)
+    i.add_argument(
+        "--split-by",
+        choices=("auto", "source", "frame"),
+        default="auto",
+        help="source: each image's own split field; frame: random, seeded; auto (default): "
+        "source when the file has split fields",
+    )
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
@@ -150,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(coco['annotations'])} annotations"
             )
         else:
-            s = import_coco(args.json, args.images, args.out, seed=args.seed, workers=args.workers)
+            s = import_coco(
+                args.json,
+                args.images,
+                args.out,
+                split_by=args.split_by,
+                seed=args.seed,
+                workers=args.workers,
+            )
             print(f"wrote {args.out}: {s['totals']['frames']} frames, {s['totals']['boxes']} boxes")
     except UserError as e:
         return fail(str(e))

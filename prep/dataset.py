@@ -93,6 +93,40 @@ class FrameResult:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (reason, message)
 
 
+@dataclass
+class Plan:
+    """What one source contributes, before anything is written: its frames (sorted: train,
+    eval, test), the split of each, its classes and the summary's metadata."""
+
+    source: Source
+    tasks: list[FrameTask]
+    split_of: dict[str, str]
+    classes: list[str]
+    masks: bool
+    meta: dict
+    video_meta: dict | None = None
+
+    def build(self, out: Path, **kwargs) -> dict:
+        """Write this plan as a dataset folder (see :func:`build` for ``kwargs``)."""
+        return build(
+            self.source,
+            self.tasks,
+            self.split_of,
+            out,
+            self.classes,
+            masks=self.masks,
+            meta=self.meta,
+            video_meta=self.video_meta,
+            **kwargs,
+        )
+
+
+def sort_tasks(tasks: list[FrameTask], split_of: dict[str, str], key=lambda t: t.key) -> None:
+    """Order tasks train, eval, test, then by ``key`` (the order build writes them in)."""
+    order = {s: i for i, s in enumerate(SPLITS)}
+    tasks.sort(key=lambda t: (order[split_of[t.key]], key(t)))
+
+
 def _fix_box(box, width: int, height: int) -> tuple[float, float, float, float] | None:
     x0, y0, x1, y1 = (float(v) for v in box)
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
@@ -101,7 +135,7 @@ def _fix_box(box, width: int, height: int) -> tuple[float, float, float, float] 
     y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
     if x1 <= x0 or y1 <= y0:
         return None
-    return tuple(int(v) if v.is_integer() else v for v in (x0, y0, x1, y1))
+    return tuple(int(v) if float(v).is_integer() else float(v) for v in (x0, y0, x1, y1))
 
 
 def process_object(
@@ -246,11 +280,12 @@ def build(
     frames_per_shard: int = FRAMES_PER_SHARD,
     meta: dict | None = None,
     video_meta: dict | None = None,
+    dataset: str = "",
 ) -> dict:
     """Write the dataset folder and return its summary (also written as ``summary.json``).
 
     ``split_of`` maps each task key to ``train``/``eval``/``test``. Tasks are written in the
-    order given, so callers pass them sorted.
+    order given, so callers pass them sorted. ``dataset`` tags every record with its source.
     """
     from prep import tfrecord  # TensorFlow only in the writing process, never in workers
 
@@ -306,6 +341,7 @@ def build(
                     label_ids=[class_ids[o.label] for o in res.objects],
                     masks_png=[o.mask_png for o in res.objects] if masks else [],
                     image_format=res.image_format,
+                    dataset=dataset,
                 )
                 writers[split].write(tfrecord.encode(ex))
                 frames[split] += 1

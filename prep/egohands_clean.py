@@ -30,7 +30,7 @@ import numpy as np
 import scipy.io
 
 from prep.common import CACHE_DIR, UserError, fail
-from prep.dataset import FrameTask, RawObject, build
+from prep.dataset import FrameTask, Plan, RawObject
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video
 
@@ -258,23 +258,19 @@ def discover(source: Source, classes: str) -> tuple[list[Video], list[str]]:
 # ---------------------------------------------------------------- main
 
 
-def prepare(
+def plan_egohands(
     source: Source,
-    out: Path,
     *,
     classes: str = "hand",
     split_by: str = "video",
     ratios=(0.8, 0.1, 0.1),
     seed: int = 0,
-    workers: int | None = None,
     masks: bool = True,
-    keep_empty: bool = False,
-    frames_per_shard: int = 400,
     eval_videos: Sequence[str] = (),
     test_videos: Sequence[str] = (),
-) -> dict:
-    """Discover, split and write; return the summary. ``eval_videos``/``test_videos`` name the
-    held-out videos explicitly (every other video trains; ``ratios`` and ``seed`` are unused)."""
+) -> Plan:
+    """Discover and split. ``eval_videos``/``test_videos`` name the held-out videos explicitly
+    (every other video trains; ``ratios`` and ``seed`` are unused)."""
     videos, warnings = discover(source, classes)
     tasks = [
         FrameTask(f"{v.name}_{PurePosixPath(f).name}", f, v.name, objs)
@@ -312,18 +308,32 @@ def prepare(
     video_meta = {
         v.name: ({"split": by_video[v.name]} if by_video else {}) | v.meta for v in videos
     }
-    return build(
+    return Plan(
         source,
         tasks,
         split_of,
+        list(CLASS_SETS[classes]),
+        masks and has_polygons,
+        meta,
+        video_meta,
+    )
+
+
+def prepare(
+    source: Source,
+    out: Path,
+    *,
+    workers: int | None = None,
+    keep_empty: bool = False,
+    frames_per_shard: int = 400,
+    **kw,
+) -> dict:
+    """Discover, split and write (see :func:`plan_egohands`); return the summary."""
+    return plan_egohands(source, **kw).build(
         out,
-        CLASS_SETS[classes],
-        masks=masks and has_polygons,
         keep_empty=keep_empty,
         workers=(os.cpu_count() or 1) if workers is None else workers,
         frames_per_shard=frames_per_shard,
-        meta=meta,
-        video_meta=video_meta,
     )
 
 

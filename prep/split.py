@@ -113,3 +113,25 @@ def split_by_frame(keys: Sequence[str], ratios: Sequence[float], seed: int) -> d
         k: ("train" if i < n_train else "eval" if i < n_train + n_eval else "test")
         for i, k in enumerate(order)
     }
+
+
+# The split names datasets publish (COCO ``split`` fields, VOC ImageSets) and ours.
+PUBLISHED = {
+    "train": "train",
+    "trainval": "train",
+    "valid": "eval",
+    "val": "eval",
+    "validation": "eval",
+    "eval": "eval",
+    "test": "test",
+}
+
+
+def published_split(name: str, where: str) -> str:
+    """Our split for a split name a dataset publishes; an unknown name is one error."""
+    split = PUBLISHED.get(str(name).strip().lower())
+    if split is None:
+        raise UserError(
+            f"{where}: unknown split {name!r}; expected one of {', '.join(sorted(PUBLISHED))}"
+        )
+    return split

@@ -27,6 +27,7 @@ class Example:
     label_ids: list[int]
     masks_png: list[bytes] = field(default_factory=list)
     image_format: str = "jpeg"
+    dataset: str = ""  # the source this image came from, in a multi-source dataset
 
     @property
     def source_id(self) -> str:
@@ -75,6 +76,8 @@ def encode(ex: Example) -> bytes:
         "image/object/class/text": _bytes([t.encode() for t in ex.labels]),
         "image/object/class/label": _ints(ex.label_ids),
     }
+    if ex.dataset:
+        features["image/dataset"] = _bytes([ex.dataset.encode()])
     if ex.masks_png:
         if len(ex.masks_png) != len(ex.labels):
             raise ValueError(f"{ex.filename}: {len(ex.masks_png)} masks for {len(ex.labels)} boxes")
@@ -109,6 +112,7 @@ def decode(record: bytes) -> Example:
         label_ids=list(f["image/object/class/label"].int64_list.value),
         masks_png=b("image/object/mask"),
         image_format=fmt[0].decode() if fmt else "jpeg",
+        dataset=b("image/dataset")[0].decode() if b("image/dataset") else "",
     )
 
 

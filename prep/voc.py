@@ -15,9 +15,9 @@ from pathlib import Path
 from lxml import etree
 
 from prep.common import UserError, atomic_dir, fail
-from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, RawObject, build
+from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
-from prep.split import split_by_frame
+from prep.split import published_split, split_by_frame
 
 
 def read_voc(path: Path) -> tuple[str, list[RawObject]]:
@@ -66,17 +66,32 @@ def voc_xml(
     return etree.tostring(root, pretty_print=True)
 
 
-def import_voc(
+def read_image_sets(folder: Path) -> dict[str, str]:
+    """``{image stem: our split}`` from a VOC ``ImageSets/Main`` folder (train.txt, val.txt,
+    trainval.txt, test.txt; per-class lists such as ``hand_train.txt`` are ignored)."""
+    split_of: dict[str, str] = {}
+    for name in ("trainval", "train", "val", "test"):  # later lists win over trainval
+        path = Path(folder) / f"{name}.txt"
+        if path.is_file():
+            split = published_split(name, str(path))
+            for line in path.read_text().split():
+                split_of[line.strip()] = split
+    return split_of
+
+
+def plan_voc(
     images: Path,
     annotations: Path,
-    out: Path,
     *,
+    split_by: str = "auto",
+    image_sets: Path | None = None,
     ratios=(0.8, 0.1, 0.1),
     seed: int = 0,
-    workers: int = 2,
     classes: list[str] | None = None,
-) -> dict:
-    """Build a dataset folder from VOC XMLs; frames are split at random (seeded)."""
+) -> Plan:
+    """Plan a VOC import. ``split_by``: "source" keeps the split of the dataset's
+    ``ImageSets/Main`` lists (``image_sets``, default: beside the annotations folder), "frame"
+    splits at random (seeded), "auto" is "source" when the lists exist."""
     xmls = sorted(Path(annotations).glob("*.xml"))
     if not xmls:
         raise UserError(f"no .xml files in {annotations}")
@@ -87,19 +102,37 @@ def import_voc(
         if filename not in source.members:
             raise UserError(f"{xml}: image {filename} not found in {images}")
         tasks.append(FrameTask(filename, filename, "", objects))
+    sets_dir = Path(image_sets) if image_sets else Path(annotations).parent / "ImageSets" / "Main"
+    published = read_image_sets(sets_dir)
+    if split_by == "auto":
+        split_by = "source" if published else "frame"
+    if split_by == "source":
+        missing = [t.key for t in tasks if Path(t.key).stem not in published]
+        if missing:
+            raise UserError(
+                f"{len(missing)} image(s) are in no list of {sets_dir} (e.g. {missing[0]}); "
+                "use --split-by frame"
+            )
+        split_of = {t.key: published[Path(t.key).stem] for t in tasks}
+    elif split_by == "frame":
+        split_of = split_by_frame([t.key for t in tasks], ratios, seed)
+    else:
+        raise UserError(f"--split-by must be auto, source or frame, got {split_by}")
     names = classes or sorted({o.label for t in tasks for o in t.objects})
-    split_of = split_by_frame([t.key for t in tasks], ratios, seed)
-    order = {s: i for i, s in enumerate(SPLITS)}
-    tasks.sort(key=lambda t: (order[split_of[t.key]], t.key))
+    sort_tasks(tasks, split_of)
     meta = {
         "tool": "prep.voc",
         "source": Path(annotations).name,
-        "split_by": "frame",
-        "seed": seed,
-        "ratios": list(ratios),
+        "split_by": split_by,
+        **({"seed": seed, "ratios": list(ratios)} if split_by == "frame" else {}),
         "warnings": [],
     }
-    return build(source, tasks, split_of, out, names, masks=False, workers=workers, meta=meta)
+    return Plan(source, tasks, split_of, names, False, meta)
+
+
+def import_voc(images: Path, annotations: Path, out: Path, *, workers: int = 2, **kw) -> dict:
+    """Build a dataset folder from VOC XMLs (see :func:`plan_voc` for the split)."""
+    return plan_voc(images, annotations, **kw).build(out, workers=workers)
 
 
 def export_voc(data: Path, split: str, out: Path) -> int:
@@ -142,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--images", type=Path, required=True)
     i.add_argument("--annotations", type=Path, required=True)
     i.add_argument("--out", type=Path, required=True)
+    i.add_argument(
+        "--split-by",
+        choices=("auto", "source", "frame"),
+        default="auto",
+        help="source: the dataset's ImageSets/Main lists; frame: random, seeded; auto "
+        "(default): source when the lists exist",
+    )
+    i.add_argument("--image-sets", type=Path, help="ImageSets/Main folder (default: beside XML)")
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--workers", type=int, default=2)
     e = sub.add_parser("export", help="one split of a dataset folder -> VOC XML + images")
@@ -152,7 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "import":
             s = import_voc(
-                args.images, args.annotations, args.out, seed=args.seed, workers=args.workers
+                args.images,
+                args.annotations,
+                args.out,
+                split_by=args.split_by,
+                image_sets=args.image_sets,
+                seed=args.seed,
+                workers=args.workers,
             )
             print(f"wrote {args.out}: {s['totals']['frames']} frames, {s['totals']['boxes']} boxes")
         else:
