@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -26,9 +24,8 @@ import numpy as np
 from detect import DEFAULT_MODEL
 from detect.run import build_parser, run_multi, run_single
 from prep.bench import DEFAULT_SAMPLE
-from prep.common import CACHE_DIR
+from prep.common import MEDIAPIPE, UserError, wheel_file
 
-MEDIAPIPE = "mediapipe==0.10.21"
 PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"
 
 
@@ -47,22 +44,10 @@ def make_video(path: Path, frames: int, sample: Path) -> Path:
 
 
 def palm_model() -> Path | None:
-    target = CACHE_DIR / "mediapipe-0.10.21" / "palm_detection_full.tflite"
-    if target.is_file():
-        return target
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, MEDIAPIPE],
-            capture_output=True,
-            text=True,
-        )
-        wheels = list(Path(tmp).glob("*.whl"))
-        if result.returncode != 0 or not wheels:
-            return None
-        with zipfile.ZipFile(wheels[0]) as z:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(z.read(PALM))
-    return target
+    try:
+        return wheel_file(MEDIAPIPE, PALM)
+    except UserError:
+        return None
 
 
 def latency(path: Path, runs: int = 200) -> float:

@@ -1,20 +1,30 @@
-"""Compare hand detectors on the same held-out frames: COCO AP50 and AP side by side.
+"""Compare hand detectors on the same held-out frames, per source: COCO AP50 and AP side by
+side, and the false detections per image on images that show a face.
 
-    python -m pipelines.compare [--model exported/hands_ssd320] [--records "data/hands4/eval.*"]
+    python -m pipelines.compare [--data data/mix] [--limit 100] [--rows saved_model,tflite,...]
+    python -m pipelines.compare --records "ego=data/hands4/eval.record-*" --rows tflite,handtrack
 
-Rows: our model through each exported artifact (SavedModel, int8 TFLite, TF.js in Node) and
-handtrack.js 0.1.5's ssd320fpnlite run by TF.js in Node, its hand-pose classes (open, closed,
-pinch, point) merged into "hand" and face and fingertip classes left out. Its older
-ssdlitemobilenetv2 ships in the TF.js 0.x format (tensorflowjs_model.pb), which TF.js 4 cannot
-load, so that row says so. Every row is scored by pycocotools on the same ground truth.
+Rows (``--rows``, default all): our model through each exported artifact (``saved_model``,
+``tflite`` int8, ``tflite_fp32``, ``tfjs`` in Node) and ``handtrack`` (handtrack.js 0.1.5's
+ssd320fpnlite, its own TF.js graph run in Node: its raw boxes and class scores, decoded by the
+same per-class NMS as ours, hand-pose classes (open, closed, pinch, point) merged into "hand",
+face and fingertip classes left out). TF.js runs on the wasm backend (15x the speed of Node's
+cpu backend; the OD API's NMS inside handtrack.js's graph is wrong on wasm, which is why its
+raw outputs are read). Every row is scored by pycocotools on the same ground truth; faces are
+found by MediaPipe's face detector (pipelines/faces.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import json
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -71,60 +81,154 @@ def coco_ap(truth: list[np.ndarray], found: list[Detections]) -> dict[str, float
     return {"AP": float(evaluation.stats[0]), "AP50": float(evaluation.stats[1])}
 
 
-def handtrack_detections(images: list[np.ndarray]) -> list[Detections]:
-    from pipelines.import_handtrackjs import DETECTION_OUTPUTS, MODEL_SUBDIR, fetch_package
+def handtrack_detections(images: list[np.ndarray], min_score: float = 0.01) -> list[Detections]:
+    from detect.backends import decode_raw
+    from pipelines.import_handtrackjs import HTJ_CLASSES, MODEL_SUBDIR, RAW_OUTPUTS, fetch_package
     from webexport.nodejs import run_graph
 
-    names = DETECTION_OUTPUTS
-    rows, _ = run_graph(fetch_package() / MODEL_SUBDIR, images, outputs=list(names.values()))
+    names = list(RAW_OUTPUTS.values())
+    rows, _ = run_graph(fetch_package() / MODEL_SUBDIR, images, outputs=names, backend="wasm")
+    labels = dict(enumerate(HTJ_CLASSES, 1))
     out = []
     for image, row in zip(images, rows, strict=True):
-        boxes, classes, scores, num = (
-            row[names[k]][0]
-            for k in ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
-        )
-        n = int(np.asarray(num).reshape(-1)[0])
-        keep = np.isin(classes[:n].astype(int), HAND_POSES)
-        det = Detections.from_normalized(
-            boxes[:n][keep],
-            scores[:n][keep],
-            np.ones(int(keep.sum())),
-            {1: "hand"},
+        boxes, scores = row[names[0]][0], row[names[1]][0][:, 1:]  # column 0 is background
+        det = decode_raw(
+            np.concatenate([boxes, scores], axis=1),
+            labels,
             image.shape[1],
             image.shape[0],
+            iou_threshold=0.6,
+            max_detections=100,
+            min_score=min_score,
         )
+        det = det[np.isin(det.class_ids, HAND_POSES)]
+        det = Detections(det.boxes, det.scores, np.ones(len(det), np.int32), ("hand",) * len(det))
         out.append(det[nms(det.boxes, det.scores, 0.5, 100)] if len(det) else det)  # merged
     return out
 
 
-def compare(model: Path, records: str, limit: int = 0) -> list[tuple[str, dict | str]]:
-    examples = list(islice(read_records(records), limit or None))
-    if not examples:
-        raise UserError(f"no frames in {records}")
-    images = [ex.image() for ex in examples]
-    truth = [ex.boxes for ex in examples]
-    rows: list[tuple[str, dict | str]] = []
-    for backend, name in (
-        ("saved_model", "ours, SavedModel"),
-        ("tflite", "ours, int8 TFLite"),
-        ("tfjs", "ours, TF.js (Node)"),
-    ):
-        try:
-            detector = load_detector(model, backend, score_threshold=0.01)
-            rows.append((name, coco_ap(truth, detector.detect_batch(images))))
-        except UserError as e:
-            rows.append((name, f"skipped: {e}"))
+ROWS = {
+    "saved_model": "ours, SavedModel",
+    "tflite": "ours, int8 TFLite",
+    "tflite_fp32": "ours, fp32 TFLite",
+    "tfjs": "ours, TF.js (Node, wasm)",
+    "handtrack": "handtrack.js ssd320fpnlite",
+}
+
+
+@dataclass
+class Row:
+    name: str
+    per_source: dict[str, dict] = field(default_factory=dict)  # source -> {"AP", "AP50"}
+    faces: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: str = ""
+
+
+def detector_rows(model: Path, rows: list[str]) -> dict[str, Callable]:
+    """``{row: images -> detections}`` for the chosen rows."""
+    fns: dict[str, Callable] = {}
+    for row in rows:
+        if row == "handtrack":
+            fns[row] = handtrack_detections
+        else:
+            fns[row] = functools.partial(_ours, model, row)
+    return fns
+
+
+def _ours(model: Path, backend: str, images: list[np.ndarray]) -> list[Detections]:
+    detector = load_detector(model, backend, score_threshold=0.01, tfjs_backend="wasm")
+    return detector.detect_batch(images)
+
+
+def compare(
+    model: Path, sources: dict[str, str], limit: int = 0, rows: list[str] | None = None
+) -> tuple[list[Row], dict[str, int]]:
+    """Score each row on each source's first ``limit`` frames; return the rows and the frame
+    count per source."""
+    from pipelines.faces import FaceDetector, false_detections
+
+    rows = rows or list(ROWS)
+    unknown = sorted(set(rows) - set(ROWS))
+    if unknown:
+        raise UserError(f"--rows: unknown {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    data = {}
+    for name, records in sources.items():
+        examples = list(islice(read_records(records), limit or None))
+        if not examples:
+            raise UserError(f"no frames in {records}")
+        data[name] = ([ex.image() for ex in examples], [ex.boxes for ex in examples])
     try:
-        rows.append(("handtrack.js ssd320fpnlite", coco_ap(truth, handtrack_detections(images))))
-    except UserError as e:
-        rows.append(("handtrack.js ssd320fpnlite", f"skipped: {e}"))
-    rows.append(
-        (
-            "handtrack.js ssdlitemobilenetv2",
-            "skipped: TF.js 0.x format (tensorflowjs_model.pb), not loadable by TF.js 4",
+        face_detector = FaceDetector()
+        faces = {n: [face_detector.detect(im) for im in ims] for n, (ims, _) in data.items()}
+    except UserError:
+        faces = None
+    results = []
+    for key, fn in detector_rows(model, rows).items():
+        row, t0 = Row(ROWS[key]), time.perf_counter()
+        try:
+            false = on_face = face_images = 0
+            for name, (images, truth) in data.items():
+                found = fn(images)
+                row.per_source[name] = coco_ap(truth, found)
+                for i, det in enumerate(found if faces else []):
+                    if len(faces[name][i]):
+                        f, o = false_detections(truth[i], det.boxes, det.scores, faces[name][i])
+                        false, on_face, face_images = false + f, on_face + o, face_images + 1
+            if face_images:
+                row.faces = {"images": face_images, "false": false / face_images}
+                row.faces["on_face"] = on_face / face_images
+        except UserError as e:
+            row.skipped = str(e)
+        row.seconds = time.perf_counter() - t0
+        results.append(row)
+    return results, {n: len(ims) for n, (ims, _) in data.items()}
+
+
+def sources_of(data: Path) -> dict[str, str]:
+    """Each source's held-out records (eval and test) of a ``prep.mix`` folder."""
+    from prep.mix import is_mix
+
+    if not is_mix(data):
+        raise UserError(
+            f"{data} is not a dataset folder written by prep.mix (run python -m prep.mix, or "
+            "pass --records)"
         )
-    )
-    return rows
+    summary = json.loads((Path(data) / "summary.json").read_text())
+    out = {}
+    for name, s in summary["sources"].items():
+        held = [str(Path(data) / s["splits"][k]["records"]) for k in ("eval", "test")]
+        held = [h for h, k in zip(held, ("eval", "test"), strict=True) if s["splits"][k]["frames"]]
+        if held:
+            out[name] = held
+    return out
+
+
+def print_table(rows: list[Row], counts: dict[str, int]) -> None:
+    names = list(counts)
+    head = " | ".join(f"{n} AP50 | {n} AP" for n in names)
+    print(f"| detector | {head} | false/face image (on face) | s |")
+    print("|---|" + "---|---|" * len(names) + "---|---|")
+    for r in rows:
+        if r.skipped:
+            print(f"| {r.name} | skipped: {r.skipped} |")
+            continue
+        cells = " | ".join(
+            f"{r.per_source[n]['AP50']:.3f} | {r.per_source[n]['AP']:.3f}" for n in names
+        )
+        face = f"{r.faces['false']:.2f} ({r.faces['on_face']:.2f})" if r.faces else "-"
+        print(f"| {r.name} | {cells} | {face} | {r.seconds:.0f} |")
+    print("frames: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
+
+
+def parse_records(items: list[str]) -> dict[str, str]:
+    out = {}
+    for i, item in enumerate(items):
+        name, sep, glob = item.partition("=")
+        out[name if sep else f"records{i + 1}" if len(items) > 1 else "held-out"] = (
+            glob if sep else item
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,24 +239,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument(
-        "--records",
-        default="data/hands4/eval.record-?????-of-?????",
-        help="held-out TFRecords (default: the held-out video of the shipped model)",
+        "--data",
+        type=Path,
+        default=Path("data/mix"),
+        help="a prep.mix folder: each source's eval and test records (default: %(default)s)",
     )
-    p.add_argument("--limit", type=int, default=0, help="first N frames only")
+    p.add_argument(
+        "--records",
+        action="append",
+        default=[],
+        metavar="[NAME=]GLOB",
+        help="held-out TFRecords instead of --data (repeat for several sources)",
+    )
+    p.add_argument("--limit", type=int, default=0, help="first N frames of each source only")
+    p.add_argument(
+        "--rows",
+        default=",".join(ROWS),
+        help=f"comma-separated, from {', '.join(ROWS)} (default: all)",
+    )
     args = p.parse_args(argv)
     try:
-        rows = compare(args.model, args.records, args.limit)
+        if args.limit < 0:
+            raise UserError("--limit must be 0 (all) or more")
+        sources = parse_records(args.records) if args.records else sources_of(args.data)
+        rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+        results, counts = compare(args.model, sources, args.limit, rows)
     except UserError as e:
         return fail(str(e))
-    print(f"\nheld-out frames: {args.records}")
-    print("| detector                        | AP50  | AP    |")
-    print("|---------------------------------|-------|-------|")
-    for name, r in rows:
-        if isinstance(r, str):
-            print(f"| {name:<31} | {r} |")
-        else:
-            print(f"| {name:<31} | {r['AP50']:.3f} | {r['AP']:.3f} |")
+    print(f"\nmodel: {args.model}")
+    print_table(results, counts)
     return 0
 
 

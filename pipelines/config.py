@@ -7,6 +7,7 @@ templates in ``pipelines/`` for a dataset folder.
 from __future__ import annotations
 
 import glob
+import json
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -74,10 +75,19 @@ def check(proto: Pipeline, *, source: str = "<config>", need_eval: bool = False)
     if proto.train_config.batch_size < 1:
         raise UserError(f"{source}: train_config.batch_size must be at least 1")
     readers = [("train_input_reader", proto.train_input_reader)]
+    weights = proto.train_input_reader.sample_from_datasets_weights
+    paths = proto.train_input_reader.tf_record_input_reader.input_path
+    if weights and len(weights) != len(paths):
+        raise UserError(
+            f"{source}: train_input_reader has {len(paths)} input_path(s) but "
+            f"{len(weights)} sample_from_datasets_weights"
+        )
+    if any(w < 0 for w in weights) or (weights and sum(weights) <= 0):
+        raise UserError(f"{source}: sample_from_datasets_weights must be >= 0, not all 0")
     if need_eval:
         if not proto.eval_input_reader:
             raise UserError(f"{source}: eval_input_reader is missing")
-        readers.append(("eval_input_reader[0]", proto.eval_input_reader[0]))
+        readers += [(f"eval_input_reader[{i}]", r) for i, r in enumerate(proto.eval_input_reader)]
     for name, reader in readers:
         label_map = reader.label_map_path
         if not Path(label_map).is_file():
@@ -106,8 +116,11 @@ def configure(
     checkpoint: str | None = None,
     from_scratch: bool = False,
     learning_rate: float | None = None,
+    weights: dict[str, float] | None = None,
 ) -> Pipeline:
-    """Fill a template for a dataset folder written by prep (label map, records, class count)."""
+    """Fill a template for a dataset folder written by prep (label map, records, class count).
+    For a ``prep.mix`` folder, ``weights`` (default 1 each) sets how often each source is
+    sampled in training, and every source gets its own eval reader."""
     if model not in TEMPLATES:
         raise UserError(f"--model must be one of {sorted(TEMPLATES)}")
     proto = load(TEMPLATES[model])
@@ -116,15 +129,7 @@ def configure(
     classes = read_label_map(label_map)
     arch = getattr(proto.model, meta_arch(proto))
     arch.num_classes = len(classes)
-    for reader, split in (
-        (proto.train_input_reader, "train"),
-        (proto.eval_input_reader[0], "eval"),
-    ):
-        reader.label_map_path = str(label_map)
-        del reader.tf_record_input_reader.input_path[:]
-        reader.tf_record_input_reader.input_path.append(
-            str(data / f"{split}.record-?????-of-?????")
-        )
+    set_inputs(proto, data, weights or {})
     train = proto.train_config
     if set(classes.values()) & HAND_TYPES:  # a mirror image swaps left and right hands
         kept = [
@@ -158,6 +163,57 @@ def configure(
     if from_scratch:
         make_from_scratch(proto)
     return proto
+
+
+def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
+    """Point the train and eval readers at a dataset folder's records. A ``prep.mix`` folder
+    trains on every source's train records, sampled by weight, and has one eval reader per
+    source (named after it) over its eval and test records."""
+    from prep.mix import is_mix
+
+    label_map = str(data / "label_map.pbtxt")
+    train, template = proto.train_input_reader, proto.eval_input_reader[0]
+    train.label_map_path = label_map
+    del train.tf_record_input_reader.input_path[:]
+    del train.sample_from_datasets_weights[:]
+    if not is_mix(data):
+        if weights:
+            raise UserError("--weights needs a dataset folder written by prep.mix")
+        train.tf_record_input_reader.input_path.append(str(data / "train.record-?????-of-?????"))
+        template.label_map_path = label_map
+        del template.tf_record_input_reader.input_path[:]
+        template.tf_record_input_reader.input_path.append(str(data / "eval.record-?????-of-?????"))
+        return
+    sources = json.loads((data / "summary.json").read_text())["sources"]
+    unknown = sorted(set(weights) - set(sources))
+    if unknown:
+        raise UserError(
+            f"--weights: no source named {', '.join(unknown)}; sources: {list(sources)}"
+        )
+    readers = []
+    for name, s in sources.items():
+        if s["splits"]["train"]["frames"] and weights.get(name, 1.0) > 0:
+            train.tf_record_input_reader.input_path.append(
+                str(data / s["splits"]["train"]["records"])
+            )
+            train.sample_from_datasets_weights.append(weights.get(name, 1.0))
+        held = [
+            str(data / s["splits"][k]["records"])
+            for k in ("eval", "test")
+            if s["splits"][k]["frames"]
+        ]
+        if held:
+            reader = type(template)()
+            reader.CopyFrom(template)
+            reader.name = name
+            reader.label_map_path = label_map
+            del reader.tf_record_input_reader.input_path[:]
+            reader.tf_record_input_reader.input_path.extend(held)
+            readers.append(reader)
+    if not train.tf_record_input_reader.input_path:
+        raise UserError(f"{data}: no source has training frames with a weight above 0")
+    del proto.eval_input_reader[:]
+    proto.eval_input_reader.extend(readers)
 
 
 def restores_full(checkpoint: str | Path) -> bool:

@@ -12,6 +12,19 @@ from pathlib import Path
 from prep.common import UserError, fail
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    weights = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT, got {item!r}") from None
+        if not weights[name.strip()] >= 0:
+            raise argparse.ArgumentTypeError(f"a weight must be a number >= 0, got {item!r}")
+    return weights
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.configure",
@@ -26,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--learning-rate", type=float, help="cosine schedule base rate")
     p.add_argument("--checkpoint", help="fine_tune_checkpoint prefix (e.g. .../ckpt-0)")
     p.add_argument("--from-scratch", action="store_true", help="no fine-tune checkpoint")
+    p.add_argument(
+        "--weights",
+        type=parse_weights,
+        default={},
+        metavar="NAME=W[,NAME=W]",
+        help="prep.mix folders: how often each source is sampled (default 1 each; 0 leaves "
+        "a source out of training)",
+    )
     args = p.parse_args(argv)
     try:
         from pipelines import config
@@ -38,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=args.checkpoint,
             from_scratch=args.from_scratch,
             learning_rate=args.learning_rate,
+            weights=args.weights,
         )
         config.check(proto, source=str(args.out), need_eval=True)
         config.save(proto, args.out)

@@ -4,10 +4,13 @@ and hand IoU. No waiting for new checkpoints (``model_main_tf2``'s eval mode wai
     python -m pipelines.evaluate --model-dir runs/ssd [--checkpoint runs/ssd/ckpt-2000]
         [--pipeline runs/ssd/pipeline.config] [--out metrics.json] [--max-examples N]
 
+A ``prep.mix`` dataset is evaluated per source (one eval reader each) and printed as one table.
 Metrics are written to ``<model-dir>/eval/metrics-<step>.json`` (or ``--out``) and to TensorBoard.
 Hand IoU pools, over all images, the pixels of the union of detected masks (score >= 0.5) and
 of the ground-truth masks: intersection / union, as hand segmentation papers report it; the
-mean of per-image IoUs is given too.
+mean of per-image IoUs is given too. On images that show a face (MediaPipe's face detector),
+``fp_face_img`` is the false detections (score >= 0.5, no hand at IoU 0.5) per image and
+``on_face`` those lying on the face (see pipelines/faces.py).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ HEADLINE = {
     "hand_iou": "hand_IoU",
     "recall50_edge": "recall_edge",
     "recall50_inside": "recall_in",
+    "false_per_face_image": "fp_face_img",
+    "face_hits_per_face_image": "on_face",
 }
 
 
@@ -142,13 +147,19 @@ def evaluate(
     max_examples: int | None = None,
     summary_dir: Path | None = None,
     quiet: bool = False,
+    faces: bool = True,
 ) -> dict:
-    """COCO metrics (+ hand IoU for masks) of ``checkpoint`` on the eval input of ``pipeline``."""
+    """COCO metrics (+ hand IoU for masks) of ``checkpoint`` on every eval input of ``pipeline``
+    (a ``prep.mix`` dataset has one per source), and false detections per image on images that
+    show a face (``faces``; skipped with a note when the face model cannot be had).
+
+    Returns ``{"checkpoint", "step", "per_source": {name: {"examples", "headline",
+    "metrics"}}, "headline", "metrics", "examples"}``; the top-level three are the first
+    source's."""
     proto = cfg.load(pipeline)
     cfg.check(proto, source=str(pipeline), need_eval=True)
     configs = config_util.create_configs_from_pipeline_proto(proto)
     model_config, eval_config = configs["model"], configs["eval_config"]
-    eval_input_config = configs["eval_input_configs"][0]
     eval_config.batch_size = 1
     model = model_builder.build(model_config, is_training=False)
     ckpt = tf.train.Checkpoint(model=model, step=tf.Variable(0, dtype=tf.int64))
@@ -157,20 +168,6 @@ def evaluate(
     except (tf.errors.NotFoundError, ValueError, AssertionError) as e:
         raise UserError(f"checkpoint {checkpoint} does not match {pipeline}: {e}") from None
     step = int(ckpt.step.numpy())
-    dataset = inputs.eval_input(eval_config, eval_input_config, model_config, model=model)
-    if max_examples:
-        dataset = dataset.take(max_examples)
-
-    categories = list(
-        label_map_util.create_category_index_from_labelmap(
-            eval_input_config.label_map_path
-        ).values()
-    )
-    evaluators = eval_util.get_evaluators(
-        eval_config, categories, eval_util.evaluator_options_from_eval_config(eval_config)
-    )
-    hand_iou = HandIoU() if cfg.has_masks(proto) else None
-    edge_recall = EdgeRecall()
 
     @tf.function
     def compute(features, labels):
@@ -194,9 +191,60 @@ def evaluate(
         )
         return losses, detections, labels, {k: features[k] for k in keep}
 
+    face_detector, notes = None, []
+    if faces:
+        try:
+            from pipelines.faces import FaceDetector
+
+            face_detector = FaceDetector()
+        except UserError as e:
+            notes.append(f"false detections on faces not measured: {e}")
+    per_source = {}
+    readers = configs["eval_input_configs"]
+    for i, reader in enumerate(readers):
+        name = reader.name or ("eval" if len(readers) == 1 else f"eval{i}")
+        dataset = inputs.eval_input(eval_config, reader, model_config, model=model)
+        if max_examples:
+            dataset = dataset.take(max_examples)
+        per_source[name] = _evaluate_input(
+            proto, eval_config, reader, dataset, compute, face_detector, name, quiet
+        )
+    first = next(iter(per_source.values()))
+    result = {
+        "checkpoint": checkpoint,
+        "step": step,
+        "examples": first["examples"],
+        "headline": first["headline"],
+        "metrics": first["metrics"],
+        "per_source": per_source,
+        "notes": notes,
+    }
+    if summary_dir is not None:
+        with tf.summary.create_file_writer(str(summary_dir)).as_default():
+            for name, r in per_source.items():
+                prefix = f"{name}/" if len(per_source) > 1 else ""
+                for k, v in r["metrics"].items():
+                    tf.summary.scalar(prefix + k, v, step=step)
+    return result
+
+
+def _evaluate_input(proto, eval_config, reader, dataset, compute, face_detector, name, quiet):
+    categories = list(
+        label_map_util.create_category_index_from_labelmap(reader.label_map_path).values()
+    )
+    evaluators = eval_util.get_evaluators(
+        eval_config, categories, eval_util.evaluator_options_from_eval_config(eval_config)
+    )
+    hand_iou = HandIoU() if cfg.has_masks(proto) else None
+    edge_recall = EdgeRecall()
+    face_fp = None
+    if face_detector is not None:
+        from pipelines.faces import FaceFalsePositives
+
+        face_fp = FaceFalsePositives(face_detector)
     loss_sums: dict[str, float] = {}
     n = 0
-    for features, labels in tqdm(dataset, desc="eval", unit="image", disable=quiet):
+    for features, labels in tqdm(dataset, desc=f"eval {name}", unit="image", disable=quiet):
         losses, detections, groundtruth, eval_features = compute(features, labels)
         eval_dict, _ = model_lib_v2.prepare_eval_dict(detections, dict(groundtruth), eval_features)
         for evaluator in evaluators:
@@ -204,11 +252,13 @@ def evaluate(
         if hand_iou is not None:
             hand_iou.add(eval_dict)
         edge_recall.add(eval_dict)
+        if face_fp is not None:
+            face_fp.add(*_face_inputs(eval_dict))
         for k, v in losses.items():
             loss_sums[k] = loss_sums.get(k, 0.0) + float(v)
         n += 1
     if n == 0:
-        raise UserError(f"{pipeline}: the eval input has no examples")
+        raise UserError(f"eval input {name} has no examples")
     metrics: dict[str, float] = {}
     for evaluator in evaluators:
         metrics.update({str(k): float(v) for k, v in evaluator.evaluate().items()})
@@ -216,18 +266,35 @@ def evaluate(
     if hand_iou is not None:
         metrics.update(hand_iou.result())
     metrics.update(edge_recall.result())
-    result = {
-        "checkpoint": checkpoint,
-        "step": step,
+    if face_fp is not None:
+        metrics.update(face_fp.result())
+    return {
         "examples": n,
         "headline": {short: round(metrics[k], 4) for k, short in HEADLINE.items() if k in metrics},
         "metrics": metrics,
     }
-    if summary_dir is not None:
-        with tf.summary.create_file_writer(str(summary_dir)).as_default():
-            for k, v in metrics.items():
-                tf.summary.scalar(k, v, step=step)
-    return result
+
+
+def _face_inputs(eval_dict: dict):
+    """The original image, truth and detections (pixels xyxy) of a batch-1 eval dict."""
+    r = fields.DetectionResultFields
+    image = eval_dict[fields.InputDataFields.original_image].numpy()[0]
+    h, w = eval_dict[fields.InputDataFields.original_image_spatial_shape].numpy()[0]
+    n_gt = int(eval_dict[fields.InputDataFields.num_groundtruth_boxes].numpy()[0])
+    yxyx = eval_dict[fields.InputDataFields.groundtruth_boxes].numpy()[0][:n_gt]
+    det = eval_dict[r.detection_boxes].numpy()[0]
+    scores = eval_dict[r.detection_scores].numpy()[0]
+    return image[:h, :w], yxyx[:, [1, 0, 3, 2]], det[:, [1, 0, 3, 2]], scores
+
+
+def print_table(per_source: dict) -> None:
+    """One row per source, one column per headline metric."""
+    keys = [k for k in HEADLINE.values() if any(k in r["headline"] for r in per_source.values())]
+    print("| source | images | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for name, r in per_source.items():
+        cells = [f"{r['headline'][k]:.3f}" if k in r["headline"] else "-" for k in keys]
+        print(f"| {name} | {r['examples']} | " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,9 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     except UserError as e:
         return fail(str(e))
-    print(f"{checkpoint} (step {result['step']}, {result['examples']} images)")
-    for k, v in result["headline"].items():
-        print(f"  {k:<10} {v:.4f}")
+    print(f"{checkpoint} (step {result['step']})")
+    print_table(result["per_source"])
+    for note in result["notes"]:
+        print(f"note: {note}")
     print(f"wrote {out}")
     return 0
 

@@ -59,6 +59,10 @@ DETECTION_OUTPUTS = {
     "num_detections": "Identity_5:0",
 }
 
+# Before its NMS: decoded boxes [1, A, 4] (normalised yxyx) and sigmoid scores [1, A, 1 + 7]
+# (column 0 the background).
+RAW_OUTPUTS = {"raw_detection_boxes": "Identity_6:0", "raw_detection_scores": "Identity_7:0"}
+
 _SRC = "StatefulPartitionedCall/"
 _SRC_FE = _SRC + "ssd_mobile_net_v2fpn_keras_feature_extractor/"
 _FE = "ssd_mobile_net_v2_fpn_keras_feature_extractor/"
