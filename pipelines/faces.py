@@ -56,7 +56,7 @@ class FaceDetector:
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self.boxes)[0]
         logits = self.interpreter.get_tensor(self.scores)[0, :, 0]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100, 100)))
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
         keep = scores >= self.score_threshold
         if not keep.any():
             return np.zeros((0, 4), np.float32)

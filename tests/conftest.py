@@ -91,3 +91,107 @@ def htj7_export(handtrackjs_package, real_data, tmp_path_factory) -> Path:
         representative=30,
     )
     return root / "exported"
+
+
+WEBCAM = Path(os.environ.get("HANDS_WEBCAM", ROOT.parent / "shared" / "data" / "hands-webcam"))
+
+
+@pytest.fixture(scope="session")
+def webcam_root() -> Path:
+    if not (WEBCAM / "subhih-webcam" / "annotations.json").is_file():
+        pytest.skip(f"real webcam hand sets not found at {WEBCAM}")
+    return WEBCAM
+
+
+def coco_slice(root: Path, out: Path, per_split: dict[str, int]) -> Path:
+    """The first N images of each published split of a real COCO set, copied to ``out``."""
+    import json
+    import shutil
+
+    coco = json.loads((root / "annotations.json").read_text())
+    taken, counts = [], dict.fromkeys(per_split, 0)
+    for image in coco["images"]:
+        if counts.get(image["split"], 1 << 30) < per_split.get(image["split"], 0):
+            counts[image["split"]] += 1
+            taken.append(image)
+    ids = {im["id"] for im in taken}
+    (out / "images").mkdir(parents=True)
+    for im in taken:
+        shutil.copy(root / "images" / im["file_name"], out / "images" / im["file_name"])
+    coco["images"] = taken
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    (out / "annotations.json").write_text(json.dumps(coco))
+    return out / "annotations.json"
+
+
+def egohands_slice(root: Path, out: Path, videos: int = 3, frames: int = 6) -> Path:
+    """The first frames of the first videos of the real EgoHands sample, with their boxes."""
+    import csv
+    import shutil
+
+    rows = list(csv.reader((root / "boxes.csv").open()))
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())[:videos]
+    keep = {f"{v}/{f.name}" for v in names for f in sorted((root / v).glob("*.jpg"))[:frames]}
+    for member in keep:
+        (out / member).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / member, out / member)
+    with (out / "boxes.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([rows[0]] + [r for r in rows[1:] if r[0] in keep])
+    return out
+
+
+@pytest.fixture(scope="session")
+def mix_slice(real_sample, webcam_root, tmp_path_factory) -> tuple[Path, dict]:
+    """Small real slices of both shared folders mixed by prep.mix: EgoHands (3 videos x 6
+    frames, one held out), subhih-webcam (8 train + 4 test, plus one test image re-encoded and
+    shrunk as a train image: a duplicate to drop) and finger-gestures (6 train + 3 valid)."""
+    import cv2
+
+    from prep.mix import SourceSpec, mix
+
+    tmp = tmp_path_factory.mktemp("mix_slice")
+    ego = egohands_slice(real_sample, tmp / "ego")
+    subhih = coco_slice(webcam_root / "subhih-webcam", tmp / "subhih", {"train": 8, "test": 4})
+    import json
+
+    coco = json.loads(subhih.read_text())
+    test = next(im for im in coco["images"] if im["split"] == "test")
+    picture = cv2.imread(str(subhih.parent / "images" / test["file_name"]))
+    small = cv2.resize(picture, (test["width"] * 9 // 10, test["height"] * 9 // 10))
+    cv2.imwrite(
+        str(subhih.parent / "images" / "dup_copy.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 70]
+    )
+    coco["images"].append(
+        {
+            **test,
+            "id": 10**6,
+            "file_name": "dup_copy.jpg",
+            "split": "train",
+            "width": small.shape[1],
+            "height": small.shape[0],
+        }
+    )
+    coco["annotations"].append(
+        {
+            "id": 10**6,
+            "image_id": 10**6,
+            "category_id": 1,
+            "bbox": [10, 10, 50, 50],
+            "area": 2500,
+            "iscrowd": 0,
+        }
+    )
+    subhih.write_text(json.dumps(coco))
+    fingers = coco_slice(webcam_root / "finger-gestures", tmp / "fingers", {"train": 6, "valid": 3})
+    videos = sorted(p.name for p in ego.iterdir() if p.is_dir())
+    summary = mix(
+        [
+            SourceSpec("ego", "egohands", ego),
+            SourceSpec("subhih", "coco", subhih),
+            SourceSpec("fingers", "coco", fingers),
+        ],
+        tmp / "mix",
+        eval_videos=(videos[0],),
+        workers=0,
+    )
+    return tmp / "mix", summary

@@ -65,6 +65,23 @@ def test_evaluate_ssd_once(ssd_run, prepared):
     assert m["boxes_edge"] + m["boxes_inside"] == prepared[1]["splits"]["eval"]["boxes"]
 
 
+def test_evaluate_reports_each_source_of_a_mix(ssd_run, mix_slice, tmp_path):
+    _, run, _ = ssd_run
+    proto = cfg.configure("ssd", mix_slice[0], batch_size=2, steps=3, from_scratch=True)
+    cfg.save(proto, tmp_path / "p.config")
+    checkpoint = tf.train.latest_checkpoint(str(run))
+    result = evaluate(tmp_path / "p.config", checkpoint, max_examples=2, quiet=True)
+    per_source = result["per_source"]
+    assert list(per_source) == ["ego", "subhih", "fingers"]
+    assert [r["examples"] for r in per_source.values()] == [2, 2, 2]
+    for r in per_source.values():
+        assert 0.0 <= r["headline"]["box_AP50"] <= 1.0
+        assert r["metrics"]["boxes_edge"] + r["metrics"]["boxes_inside"] > 0
+    assert result["headline"] == per_source["ego"]["headline"]
+    if not result["notes"]:  # the face model was available: faces were looked for
+        assert all("face_images" in r["metrics"] for r in per_source.values())
+
+
 def test_missing_fine_tune_checkpoint_says_what_to_do(prepared, tmp_path):
     proto = cfg.configure("ssd", prepared[0])
     cfg.save(proto, tmp_path / "p.config")

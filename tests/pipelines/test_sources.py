@@ -1,0 +1,130 @@
+"""Multi-source training and evaluation on a real mixed slice: per-source weights in the input
+reader, one eval reader per source, per-source tables in evaluate and compare, faces."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines import config as cfg
+from prep.common import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_configure_a_mix_weights_sources_and_evaluates_each(mix_slice):
+    data, _ = mix_slice
+    proto = cfg.configure("ssd", data, weights={"subhih": 2.0})
+    train = proto.train_input_reader
+    assert [Path(p).parent.name for p in train.tf_record_input_reader.input_path] == [
+        "ego",
+        "subhih",
+        "fingers",
+    ]
+    assert list(train.sample_from_datasets_weights) == [1.0, 2.0, 1.0]
+    readers = {r.name: list(r.tf_record_input_reader.input_path) for r in proto.eval_input_reader}
+    assert list(readers) == ["ego", "subhih", "fingers"]
+    assert [Path(p).name.split(".")[0] for p in readers["subhih"]] == ["test"]  # no eval split
+    cfg.check(proto, need_eval=True)
+    left_out = cfg.configure("ssd", data, weights={"ego": 0})
+    assert len(left_out.train_input_reader.tf_record_input_reader.input_path) == 2
+    with pytest.raises(UserError, match="no source named nope"):
+        cfg.configure("ssd", data, weights={"nope": 1})
+
+
+def test_weights_need_a_mix(prepared):
+    with pytest.raises(UserError, match=r"prep\.mix"):
+        cfg.configure("ssd", prepared[0], weights={"a": 1})
+
+
+def test_training_input_samples_sources_by_weight(mix_slice):
+    """The OD API reader, as configured, draws each source in proportion to its weight
+    (not to its size)."""
+    from pipelines.odapi import tf
+    from prep.tfrecord import decode
+
+    from object_detection.builders import dataset_builder
+
+    data, _ = mix_slice
+    proto = cfg.configure("ssd", data, weights={"ego": 3.0, "subhih": 1.0, "fingers": 0.0})
+    reader = proto.train_input_reader
+    reader.num_epochs = 0  # repeat
+    paths = list(reader.tf_record_input_reader.input_path)
+    tf.random.set_seed(0)
+    records = dataset_builder.read_dataset(tf.data.TFRecordDataset, paths, reader)
+    drawn = Counter(decode(r).dataset for r in records.take(800).as_numpy_iterator())
+    assert set(drawn) == {"ego", "subhih"}
+    assert drawn["ego"] / 800 == pytest.approx(0.75, abs=0.06)
+
+
+def test_false_detections_on_tiny_boxes():
+    from pipelines.faces import false_detections
+
+    truth = np.array([[0, 0, 10, 10]], float)
+    face = np.array([[100, 100, 140, 150]], float)
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [105, 110, 135, 140], [300, 300, 310, 310]])
+    scores = np.array([0.9, 0.8, 0.7, 0.2])
+    # the hand is found once; its duplicate and the box on the face are false; 0.2 is below 0.5
+    assert false_detections(truth, boxes, scores, face) == (2, 1)
+    assert false_detections(truth, boxes[:1], scores[:1], face) == (0, 0)
+    assert false_detections(np.zeros((0, 4)), boxes, scores, np.zeros((0, 4))) == (3, 0)
+
+
+@pytest.fixture(scope="module")
+def face_detector():
+    from pipelines.faces import FaceDetector
+
+    try:
+        return FaceDetector()
+    except UserError as e:
+        pytest.skip(str(e))
+
+
+def test_face_detector_finds_the_face_on_a_real_webcam_frame(face_detector, webcam_root):
+    import cv2
+
+    images = webcam_root / "subhih-webcam" / "images"
+    face = cv2.imread(str(images / "test_1528664299.56_pic00045.jpg"))[..., ::-1]
+    (box,) = face_detector.detect(np.ascontiguousarray(face))
+    assert box == pytest.approx([27, 95, 185, 253], abs=12)  # the man's face, left of his hand
+    no_face = cv2.imread(str(images / "test_1528664299.56_pic00034.jpg"))[..., ::-1]
+    assert len(face_detector.detect(np.ascontiguousarray(no_face))) == 0
+
+
+def test_compare_prints_one_row_per_detector_and_columns_per_source(mix_slice, face_detector):
+    from webexport.nodejs import node_ready
+
+    rows = "tflite,handtrack" if node_ready() else "tflite"
+    args = ["--data", str(mix_slice[0]), "--limit", "4", "--rows", rows]
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.compare", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("| ")]
+    assert lines[0].startswith("| detector | ego AP50 | ego AP | subhih AP50")
+    body = lines[1:]
+    assert len(body) == len(rows.split(","))
+    for line in body:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert all(0 <= float(c) <= 1 for c in cells[1:7]), line
+    assert "frames: ego 4, subhih 4, fingers 3" in result.stdout
+
+
+def test_compare_unknown_row_is_one_error(mix_slice):
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.compare", "--data", str(mix_slice[0]), "--rows", "x"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and "--rows: unknown x" in result.stderr
+    assert "Traceback" not in result.stderr
