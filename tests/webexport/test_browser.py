@@ -88,3 +88,75 @@ def test_page_fetches_nothing_off_its_origin(served):
     assert requests and all(
         r.startswith(url) or r.startswith("data:") or r.startswith("blob:") for r in requests
     ), requests
+
+
+CLIP = ("test_1528664299.56_pic00045.jpg", "test_1528664299.56_pic00051.jpg")
+
+
+@pytest.fixture(scope="module")
+def camera_clip(webcam_root, tmp_path_factory):
+    """A y4m clip of two held-out subhih-webcam test frames (a man holding up a hand beside his
+    face), 3 s each, 512x384, and their hand boxes (xyxy)."""
+    import json
+
+    import cv2
+
+    from webexport.browser import write_y4m
+
+    root = webcam_root / "subhih-webcam"
+    coco = json.loads((root / "annotations.json").read_text())
+    ids = {im["file_name"]: im["id"] for im in coco["images"]}
+    truth = []
+    for name in CLIP:
+        boxes = [a["bbox"] for a in coco["annotations"] if a["image_id"] == ids[name]]
+        truth.append([[x, y, x + w, y + h] for x, y, w, h in boxes])
+    frames = [cv2.imread(str(root / "images" / n)) for n in CLIP for _ in range(30)]
+    clip = tmp_path_factory.mktemp("camera") / "webcam.y4m"
+    write_y4m(clip, frames, fps=10)
+    return clip, truth
+
+
+def test_page_finds_hands_on_a_webcam_and_keeps_running(camera_clip, tmp_path):
+    """The shipped model in the demo page, fed by Chromium's fake camera playing real webcam
+    frames held out from training: at every look, the page's boxes are the hands of the frame
+    on show (IoU >= 0.5, nothing else above 0.5), frame after frame."""
+    import numpy as np
+
+    from detect import DEFAULT_MODEL
+    from detect.detections import box_iou
+    from webexport.browser import fake_camera_flags
+
+    if not chromium_ready() or not node_ready():
+        pytest.skip("headless Chromium or the TF.js packages are missing")
+    clip, truth = camera_clip
+    server, url = serve_in_background(model=DEFAULT_MODEL, port=0)
+    looks = []
+    try:
+        with browser_page(extra_args=fake_camera_flags(clip)) as page:
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{url}index.html?camera=1")
+            page.wait_for_function("window.handsStats?.frames >= 5 || document.body.dataset.error")
+            assert not page.evaluate("document.body.dataset.error")
+            for _ in range(8):
+                seen = page.evaluate("window.handsStats.frames")
+                page.wait_for_function(f"window.handsStats.frames >= {seen + 8}")
+                looks.append(page.evaluate("window.handsStats.last"))
+            stats = page.evaluate("window.handsStats")
+            size = page.evaluate("[video.videoWidth, video.videoHeight]")
+            page.screenshot(path=str(tmp_path / "camera.png"))
+    finally:
+        server.shutdown()
+    assert not errors, errors
+    assert size == [512, 384] and stats["frames"] >= 69
+
+    def shows_the_hands(found, hands):
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in found)])
+        if len(boxes) != len(hands):
+            return False
+        iou = box_iou(np.array(hands), boxes)
+        return bool((iou.max(axis=1) >= 0.5).all())
+
+    right = [any(shows_the_hands(found, hands) for hands in truth) for found in looks]
+    assert sum(right) >= 7, (looks, truth)  # one look may fall on the cut between the frames
+    assert stats["withHands"] / stats["frames"] >= 0.9, stats

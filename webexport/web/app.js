@@ -1,5 +1,7 @@
 // The demo page: webcam or a chosen video/image, boxes drawn over it, FPS shown.
-// ?image=<url> runs once on that image and exposes window.handsResult (used by the tests).
+// ?image=<url> runs once on that image and exposes window.handsResult (used by the tests);
+// ?camera=1 starts the webcam at once. While a stream runs, window.handsStats counts the frames
+// processed and those with a hand, and keeps the last frame's detections.
 (async function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -7,6 +9,7 @@
   const params = new URLSearchParams(location.search);
   const colors = ["#f43f5e", "#22c55e", "#3b82f6", "#f59e0b", "#a855f7", "#14b8a6", "#eab308"];
   let detector, running = false;
+  const stats = (window.handsStats = { frames: 0, withHands: 0, last: [] });
 
   function draw(source, found) {
     const w = source.videoWidth || source.naturalWidth || source.width;
@@ -33,6 +36,9 @@
     if (video.readyState >= 2) {
       const found = await detector.detect(video, { scoreThreshold: +$("threshold").value });
       draw(video, found);
+      stats.frames += 1;
+      stats.withHands += found.length > 0 ? 1 : 0;
+      stats.last = found;
     }
     if (!video.ended) requestAnimationFrame(loop); else running = false;
   }
@@ -65,9 +71,13 @@
     return;
   }
 
-  $("camera").onclick = () => playStream(async () => {
+  const startCamera = () => playStream(async () => {
     video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
-  }).catch((e) => { $("status").textContent = `webcam unavailable: ${e.message}`; });
+  }).catch((e) => {
+    $("status").textContent = `webcam unavailable: ${e.message}`;
+    document.body.dataset.error = `webcam unavailable: ${e.message}`;
+  });
+  $("camera").onclick = startCamera;
 
   $("file").onchange = async (e) => {
     const file = e.target.files[0];
@@ -82,4 +92,5 @@
     window.handsBackend = tf.getBackend();
   }
   document.body.dataset.ready = "1";
+  if (params.get("camera") === "1") startCamera();
 })();
