@@ -349,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parity-images", type=int, default=20)
     p.add_argument("--representative-images", type=int, default=100)
     p.add_argument("--eval-metrics", type=Path, help="metrics JSON from pipelines.evaluate")
+    p.add_argument(
+        "--card",
+        type=Path,
+        help="a JSON object merged into model_card.json (training data and licences, recipe)",
+    )
     p.add_argument("--no-tfjs", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -358,11 +363,22 @@ def main(argv: list[str] | None = None) -> int:
             if not args.eval_metrics.is_file():
                 raise UserError(f"{args.eval_metrics} not found")
             try:
-                metrics = json.loads(args.eval_metrics.read_text()).get("headline")
-            except (ValueError, AttributeError):
+                result = json.loads(args.eval_metrics.read_text())
+                metrics = result["headline"]
+                if len(result.get("per_source", {})) > 1:  # a prep.mix dataset: one row a source
+                    metrics = {k: v["headline"] for k, v in result["per_source"].items()}
+            except (ValueError, AttributeError, KeyError, TypeError):
                 raise UserError(
                     f"{args.eval_metrics} is not a metrics file of python -m pipelines.evaluate"
                 ) from None
+        extra = None
+        if args.card:
+            try:
+                extra = json.loads(args.card.read_text())
+                if not isinstance(extra, dict):
+                    raise ValueError("not an object")
+            except (OSError, ValueError) as e:
+                raise UserError(f"--card {args.card}: not a JSON object ({e})") from None
         card = export(
             pipeline,
             args.checkpoint_dir,
@@ -370,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             parity_images=args.parity_images,
             representative=args.representative_images,
             eval_metrics=metrics,
+            extra_card=extra,
             formats=("saved_model", "tflite")
             if args.no_tfjs
             else ("saved_model", "tflite", "tfjs"),

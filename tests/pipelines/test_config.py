@@ -43,7 +43,7 @@ def test_hand_type_classes_set_num_classes_and_drop_the_flip(egohands_tree, tmp_
     steps = [
         o.WhichOneof("preprocessing_step") for o in proto.train_config.data_augmentation_options
     ]
-    assert "random_horizontal_flip" not in steps and "random_crop_image" in steps
+    assert "random_horizontal_flip" not in steps and "random_crop_pad_image" in steps
     flip = [
         o.WhichOneof("preprocessing_step")
         for o in cfg.load(cfg.TEMPLATES["ssd"]).train_config.data_augmentation_options
