@@ -23,7 +23,7 @@ import numpy as np
 from detect import DEFAULT_MODEL
 from detect.backends import ARTIFACTS, Detector, load_detector
 from detect.detections import Detections
-from prep.common import UserError, fail
+from prep.common import UserError, atomic_write_bytes, fail
 from prep.preview import draw
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -134,6 +134,9 @@ def gui_available() -> str | None:
     return None
 
 
+IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png")  # --output for an image source: the annotated picture
+
+
 class Outputs:
     """The annotated video, the JSON lines and the window, fed in frame order."""
 
@@ -197,7 +200,12 @@ class Outputs:
                 cv2.LINE_AA,
             )
             bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-            if self.video_path:
+            if self.video_path and Path(self.video_path).suffix.lower() in IMAGE_OUTPUTS:
+                ok, encoded = cv2.imencode(Path(self.video_path).suffix, bgr)
+                if not ok:
+                    raise UserError(f"cannot encode {self.video_path}")
+                atomic_write_bytes(Path(self.video_path), encoded.tobytes())  # the last frame
+            elif self.video_path:
                 self._video(bgr.shape).write(bgr)
             if self.display:
                 cv2.imshow("hands", bgr)
@@ -365,7 +373,9 @@ def build_parser(multi: bool) -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", "--score-thresh", type=float, default=0.5)
     p.add_argument("--display", type=int, default=0, help="1: show a window")
     p.add_argument("--fps", type=float, help="frame rate of the output video (default: source)")
-    p.add_argument("--output", help="annotated video to write (.mp4 or .avi)")
+    p.add_argument(
+        "--output", help="annotated video to write (.mp4 or .avi), or picture (.jpg, .png)"
+    )
     p.add_argument("--json", help="JSON lines to write: one line a frame")
     p.add_argument("--threads", type=int, default=1, help="threads per TFLite interpreter")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")

@@ -162,3 +162,29 @@ def test_bad_input_is_one_clear_error(args, message, htj7_export, tmp_path):
     result = script("single", "--model", str(model), *args)
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_photo_in_gives_an_annotated_picture_out(frames, tmp_path):
+    """--output .png/.jpg on an image source writes the picture with its boxes (the shipped
+    model), readable by others, next to the JSON line with the same boxes."""
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+    result = script(
+        "single",
+        "--source",
+        str(photo),
+        "--output",
+        str(tmp_path / "out.png"),
+        "--json",
+        str(tmp_path / "out.jsonl"),
+    )
+    assert result.returncode == 0, result.stderr[-1000:]
+    picture = cv2.imread(str(tmp_path / "out.png"))
+    assert picture.shape == frames[0].shape
+    assert (tmp_path / "out.png").stat().st_mode & 0o044 == 0o044
+    (line,) = lines(tmp_path / "out.jsonl")
+    assert line["detections"], "the shipped model finds the hands of a real EgoHands frame"
+    x, y, w, _ = (round(v) for v in line["detections"][0]["bbox"])
+    original = cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR)
+    edge = picture[y, x : x + w].astype(int) - original[y, x : x + w].astype(int)
+    assert abs(edge).mean() > 40  # the box is drawn where the JSON says
