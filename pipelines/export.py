@@ -27,7 +27,6 @@ import json
 import shutil
 import sys
 import tempfile
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +112,12 @@ class _NamedTFLiteSSD(tf.Module):
 def representative_images(proto, count: int) -> list[np.ndarray]:
     """Training images resized and normalised as the TFLite input expects."""
     height, width = cfg.input_size(proto)
-    pattern = list(proto.train_input_reader.tf_record_input_reader.input_path)
+    patterns = list(proto.train_input_reader.tf_record_input_reader.input_path)
     images = [
         (tf.image.resize(ex.image()[None], (height, width)).numpy() / 127.5 - 1.0).astype(
             np.float32
         )
-        for ex in islice(read_records(pattern), count)
+        for ex in interleave(patterns, count)
     ]
     if not images:
         raise UserError("no training images for the int8 representative dataset")
@@ -191,9 +190,25 @@ def export_tfjs(proto, model, out: Path) -> None:
 
 
 def held_out_images(proto, count: int) -> list[np.ndarray]:
+    """The first held-out images of each eval reader (each source of a mix), taken in turn."""
     readers = list(proto.eval_input_reader) or [proto.train_input_reader]
-    pattern = list(readers[0].tf_record_input_reader.input_path)
-    return [ex.image() for ex in islice(read_records(pattern), count)]
+    patterns = [list(r.tf_record_input_reader.input_path) for r in readers]
+    return [ex.image() for ex in interleave(patterns, count)]
+
+
+def interleave(patterns: list, count: int) -> list:
+    """Up to ``count`` examples taken in turn from each pattern (a source of a mix each), so
+    calibration and parity see every source, not just the first."""
+    iterators = [read_records(p) for p in patterns]
+    out: list = []
+    while iterators and len(out) < count:
+        for it in list(iterators):
+            ex = next(it, None)
+            if ex is None:
+                iterators.remove(it)
+            elif len(out) < count:
+                out.append(ex)
+    return out
 
 
 def parity(out: Path, images: list[np.ndarray], backends: list[str]) -> dict:
