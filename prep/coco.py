@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from prep.common import UserError, atomic_write_bytes, fail, read_label_map
 from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
-from prep.split import published_split, split_by_frame
+from prep.split import add_split_by, choose_split
 
 
 def to_coco(data: Path, split: str) -> dict:
@@ -121,24 +121,11 @@ def plan_coco(
         task = FrameTask(name.replace("/", "_"), name, "", objects)
         tasks.append(task)
         published[task.key] = split
-    given = any(published.values())
-    if split_by == "auto":
-        split_by = "source" if given else "frame"
     warnings = []
     if orphans:
         warnings.append(f"{orphans} annotation(s) name an image_id that is not in images; skipped")
-    if split_by == "source":
-        missing = [k for k, v in published.items() if not v]
-        if missing:
-            raise UserError(
-                f"{json_path}: {len(missing)} image(s) have no split field (e.g. {missing[0]}); "
-                "use --split-by frame"
-            )
-        split_of = {k: published_split(v, str(json_path)) for k, v in published.items()}
-    elif split_by == "frame":
-        split_of = split_by_frame([t.key for t in tasks], ratios, seed)
-    else:
-        raise UserError(f"--split-by must be auto, source or frame, got {split_by}")
+    keys = [t.key for t in tasks]
+    split_of, split_by = choose_split(keys, published, split_by, ratios, seed, str(json_path))
     sort_tasks(tasks, split_of)
     masks = bool(tasks) and all(o.polygons for t in tasks for o in t.objects)
     meta = {
@@ -171,13 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--json", type=Path, required=True)
     i.add_argument("--images", type=Path, help="image folder (default: images/ beside the JSON)")
     i.add_argument("--out", type=Path, required=True)
-    i.add_argument(
-        "--split-by",
-        choices=("auto", "source", "frame"),
-        default="auto",
-        help="source: each image's own split field; frame: random, seeded; auto (default): "
-        "source when the file has split fields",
-    )
+    add_split_by(i, "each image's own split field")
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)

@@ -84,6 +84,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def parse_names(text: str) -> tuple[str, ...]:
+    """``A,B, C`` -> ``("A", "B", "C")`` (a comma-separated CLI value)."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def write_label_map(path: Path, classes: Sequence[str]) -> None:
     """Write an OD API ``label_map.pbtxt`` with ids 1..N in the given order."""
     items = [f"item {{\n  id: {i}\n  name: '{name}'\n}}\n" for i, name in enumerate(classes, 1)]

@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import numpy as np
 import scipy.io
 
-from prep.common import CACHE_DIR, UserError, fail
+from prep.common import CACHE_DIR, UserError, fail, parse_names
 from prep.dataset import FrameTask, Plan, RawObject
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video
@@ -354,10 +354,6 @@ def print_summary(summary: dict, out: Path, seconds: float) -> None:
     for w in summary.get("warnings", []):
         print(f"warning: {w}")
     print(f"wrote {out} in {seconds:.1f} s")
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep.common import UserError, atomic_dir, fail, write_label_map
+from prep.common import UserError, atomic_dir, fail, parse_names, write_label_map
 from prep.dataset import SPLITS, Plan
 from prep.dedup import near_pairs, phash
 
@@ -251,10 +251,6 @@ def print_table(summary: dict, out: Path, seconds: float) -> None:
         f"{out / 'duplicates.csv'})"
     )
     print(f"wrote {out} in {seconds:.1f} s")
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,3 +135,40 @@ def published_split(name: str, where: str) -> str:
             f"{where}: unknown split {name!r}; expected one of {', '.join(sorted(PUBLISHED))}"
         )
     return split
+
+
+def choose_split(
+    keys: Sequence[str],
+    published: Mapping[str, str],
+    split_by: str,
+    ratios: Sequence[float],
+    seed: int,
+    where: str,
+) -> tuple[dict[str, str], str]:
+    """The split of each key and how it was chosen. ``published`` maps a key to the split name
+    its source gives ("" for none); ``split_by``: "source" keeps those, "frame" draws a seeded
+    split, "auto" is "source" when the source gives any."""
+    if split_by == "auto":
+        split_by = "source" if any(published.get(k) for k in keys) else "frame"
+    if split_by == "source":
+        missing = [k for k in keys if not published.get(k)]
+        if missing:
+            raise UserError(
+                f"{where}: {len(missing)} image(s) have no published split (e.g. {missing[0]}); "
+                "use --split-by frame"
+            )
+        return {k: published_split(published[k], where) for k in keys}, split_by
+    if split_by == "frame":
+        return split_by_frame(keys, ratios, seed), split_by
+    raise UserError(f"--split-by must be auto, source or frame, got {split_by}")
+
+
+def add_split_by(parser, published: str) -> None:
+    """The ``--split-by`` option of an importer whose source may publish a split."""
+    parser.add_argument(
+        "--split-by",
+        choices=("auto", "source", "frame"),
+        default="auto",
+        help=f"source: {published}; frame: random, seeded; auto (default): source when the "
+        "dataset gives one",
+    )

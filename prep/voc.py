@@ -17,7 +17,7 @@ from lxml import etree
 from prep.common import UserError, atomic_dir, fail
 from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
-from prep.split import published_split, split_by_frame
+from prep.split import add_split_by, choose_split, published_split
 
 
 def read_voc(path: Path) -> tuple[str, list[RawObject]]:
@@ -104,20 +104,9 @@ def plan_voc(
         tasks.append(FrameTask(filename, filename, "", objects))
     sets_dir = Path(image_sets) if image_sets else Path(annotations).parent / "ImageSets" / "Main"
     published = read_image_sets(sets_dir)
-    if split_by == "auto":
-        split_by = "source" if published else "frame"
-    if split_by == "source":
-        missing = [t.key for t in tasks if Path(t.key).stem not in published]
-        if missing:
-            raise UserError(
-                f"{len(missing)} image(s) are in no list of {sets_dir} (e.g. {missing[0]}); "
-                "use --split-by frame"
-            )
-        split_of = {t.key: published[Path(t.key).stem] for t in tasks}
-    elif split_by == "frame":
-        split_of = split_by_frame([t.key for t in tasks], ratios, seed)
-    else:
-        raise UserError(f"--split-by must be auto, source or frame, got {split_by}")
+    published = {t.key: published.get(Path(t.key).stem, "") for t in tasks}
+    keys = [t.key for t in tasks]
+    split_of, split_by = choose_split(keys, published, split_by, ratios, seed, str(sets_dir))
     names = classes or sorted({o.label for t in tasks for o in t.objects})
     sort_tasks(tasks, split_of)
     meta = {
@@ -175,13 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--images", type=Path, required=True)
     i.add_argument("--annotations", type=Path, required=True)
     i.add_argument("--out", type=Path, required=True)
-    i.add_argument(
-        "--split-by",
-        choices=("auto", "source", "frame"),
-        default="auto",
-        help="source: the dataset's ImageSets/Main lists; frame: random, seeded; auto "
-        "(default): source when the lists exist",
-    )
+    add_split_by(i, "the dataset's ImageSets/Main lists")
     i.add_argument("--image-sets", type=Path, help="ImageSets/Main folder (default: beside XML)")
     i.add_argument("--seed", type=int, default=0)
     i.add_argument("--workers", type=int, default=2)

@@ -108,7 +108,7 @@ def test_voc_import_follows_image_sets(tmp_path):
     s = import_voc(tmp_path / "JPEGImages", tmp_path / "Annotations", tmp_path / "out", workers=0)
     assert [s["splits"][k]["frames"] for k in ("train", "eval", "test")] == [2, 1, 1]
     (tmp_path / "ImageSets" / "Main" / "test.txt").write_text("")
-    with pytest.raises(UserError, match="in no list"):
+    with pytest.raises(UserError, match=r"1 image\(s\) have no published split \(e.g. im3.jpg\)"):
         import_voc(tmp_path / "JPEGImages", tmp_path / "Annotations", tmp_path / "o2", workers=0)
 
 
