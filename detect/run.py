@@ -5,12 +5,16 @@ the single- and multi-threaded loops behind detect_single_threaded.py / detect_m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import os
 import queue
+import re
+import secrets
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -135,6 +139,29 @@ def gui_available() -> str | None:
 
 
 IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png")  # --output for an image source: the annotated picture
+PART = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.part(?P<suffix>\.\w+)?$")
+
+
+def part_path(target: Path) -> Path:
+    """A temporary name beside ``target``, unique to this process and call (two runs writing the
+    same output never share one); stale ones left by killed runs are removed first."""
+    folder = target.parent
+    for old in folder.glob(f".{target.name}.*.part*"):
+        m = PART.match(old.name)
+        if m and m["name"] == target.name and not _alive(int(m["pid"])):
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return folder / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part{target.suffix}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Outputs:
@@ -153,7 +180,7 @@ class Outputs:
             self.display = False
         if self.json_path:
             Path(self.json_path).parent.mkdir(parents=True, exist_ok=True)
-            self._tmp_json = Path(f"{self.json_path}.part")
+            self._tmp_json = part_path(Path(self.json_path))
             self.json = open(self._tmp_json, "w")  # noqa: SIM115 (closed in close())
         self._fps_window: list[float] = []
 
@@ -161,7 +188,7 @@ class Outputs:
         if self.writer is None:
             Path(self.video_path).parent.mkdir(parents=True, exist_ok=True)
             suffix = Path(self.video_path).suffix or ".mp4"
-            self._tmp_video = Path(f"{self.video_path}.part{suffix}")
+            self._tmp_video = part_path(Path(self.video_path))
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if suffix == ".mp4" else "MJPG"))
             self.writer = cv2.VideoWriter(
                 str(self._tmp_video), fourcc, self.fps, (shape[1], shape[0])
@@ -389,11 +416,50 @@ def build_parser(multi: bool) -> argparse.ArgumentParser:
     return p
 
 
+VIDEO_OUTPUTS = (".mp4", ".avi")
+
+
+def check_args(args) -> None:
+    """Every bad flag is one message before anything runs; outputs never overwrite the source
+    or each other."""
+    if (args.width is None) != (args.height is None):
+        raise UserError("--width and --height go together")
+    if args.width is not None and (args.width < 2 or args.height < 2):
+        raise UserError("--width and --height must be at least 2")
+    if not 0.0 <= args.score_threshold <= 1.0:
+        raise UserError(f"--score-threshold must be between 0 and 1, got {args.score_threshold}")
+    if args.max_frames < 0:
+        raise UserError("--max-frames must be 0 (all) or more")
+    if args.threads < 1 or getattr(args, "num_workers", 1) < 1:
+        raise UserError("--threads and --num-workers must be at least 1")
+    if args.fps is not None and not args.fps > 0:
+        raise UserError("--fps must be above 0")
+    outputs = [Path(o) for o in (args.output, args.json) if o]
+    for out in outputs:
+        if out.is_dir():
+            raise UserError(f"{out} is a folder; give a file name")
+    if args.output and Path(args.output).suffix.lower() not in VIDEO_OUTPUTS + IMAGE_OUTPUTS:
+        raise UserError(
+            f"--output {args.output}: must end in {', '.join(VIDEO_OUTPUTS + IMAGE_OUTPUTS)}"
+        )
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise UserError("--output and --json are the same file")
+    source = Path(args.source)
+    for out in outputs:
+        if source.exists() and out.exists() and out.resolve() == source.resolve():
+            raise UserError(f"{out} is the source; choose another output file")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=out.parent):
+                pass
+        except OSError as e:
+            raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+
+
 def main(argv: list[str] | None = None, multi: bool = False) -> int:
     args = build_parser(multi).parse_args(argv)
     try:
-        if bool(args.width) != bool(args.height):
-            raise UserError("--width and --height go together")
+        check_args(args)
         report = run_multi(args) if multi else run_single(args)
     except UserError as e:
         return fail(str(e))

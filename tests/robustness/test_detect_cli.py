@@ -1,0 +1,134 @@
+"""detect's CLIs on bad input, as a careless or hostile user runs them: exit code 2 with one
+line on stderr, no traceback, no partial output, inputs untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, script: str = "single", timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, f"detect/detect_{script}_threaded.py", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A 6-frame video of real EgoHands frames when the sample is there, else of noise."""
+    from tests.conftest import REAL_SAMPLE
+
+    folder = tmp_path_factory.mktemp("clip")
+    frames = sorted(REAL_SAMPLE.rglob("*.jpg"))[:6]
+    pictures = [cv2.resize(cv2.imread(str(f)), (320, 180)) for f in frames] or [
+        np.random.default_rng(i).integers(0, 255, (180, 320, 3), np.uint8) for i in range(6)
+    ]
+    writer = cv2.VideoWriter(
+        str(folder / "in.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 180)
+    )
+    for p in pictures:
+        writer.write(p)
+    writer.release()
+    return folder / "in.mp4"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_clear_error(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr[-800:])
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-800:]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-frames", "-3"], "--max-frames must be 0 (all) or more"),
+        (["--score-threshold", "5"], "--score-threshold must be between 0 and 1"),
+        (["--width", "0", "--height", "100"], "--width and --height must be at least 2"),
+        (["--width", "100"], "--width and --height go together"),
+        (["--output", "OUT/out.txt"], "must end in .mp4, .avi, .jpg, .jpeg, .png"),
+        (["--output", "OUT/x.mp4", "--json", "OUT/x.mp4"], "--output and --json are the same file"),
+        (["--fps", "0"], "--fps must be above 0"),
+        (["--threads", "0"], "--threads and --num-workers must be at least 1"),
+        (["--output", "OUT"], "is a folder; give a file name"),
+    ],
+)
+def test_bad_flags_are_one_error_and_write_nothing(clip, tmp_path, flags, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    flags = [f.replace("OUT", str(out)) for f in flags]
+    one_clear_error(run("--source", str(clip), *flags), message)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--output", "--json"])
+def test_the_source_is_never_an_output(clip, tmp_path, flag):
+    victim = tmp_path / "victim.mp4"
+    victim.write_bytes(clip.read_bytes())
+    before = digest(victim)
+    one_clear_error(run("--source", str(victim), flag, str(victim)), "is the source")
+    assert digest(victim) == before
+
+
+def test_unwritable_output_folder_is_one_error(clip, tmp_path):
+    if os.geteuid() == 0:
+        target = "/proc/hands-test/out.mp4"  # root may write anywhere a mode allows; not here
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "out.mp4")
+    one_clear_error(run("--source", str(clip), "--output", target), "cannot write")
+
+
+def test_two_runs_on_the_same_outputs_both_finish_whole(clip, tmp_path):
+    """Concurrent runs never share a temporary file: both exit 0 and the files are complete."""
+    args = ["--source", str(clip), "--output", str(tmp_path / "o.mp4")]
+    args += ["--json", str(tmp_path / "o.jsonl")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "detect/detect_single_threaded.py", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    lines = (tmp_path / "o.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_stale_part_files_of_a_killed_run_are_cleaned(clip, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".o.jsonl.{dead.pid}-0123abcd.part.jsonl"
+    stale.write_text("half")
+    alive = tmp_path / f".o.jsonl.{os.getpid()}-0123abcd.part.jsonl"  # a live run's: kept
+    alive.write_text("busy")
+    time.sleep(0.1)
+    result = run("--source", str(clip), "--json", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 0, result.stderr[-800:]
+    assert not stale.exists() and alive.exists()
