@@ -4,7 +4,8 @@
     detections = detector.detect(rgb_image)        # -> Detections (pixels, scores, classes)
 
 Backends: ``saved_model`` (TensorFlow), ``tflite`` (int8) and ``tflite_fp32`` (ai-edge-litert),
-``tfjs`` / ``tfjs_uint8`` (TF.js in Node; for parity tests and comparisons, not for speed).
+``tfjs`` / ``tfjs_uint8`` (TF.js in Node, wasm backend as in the browser; for parity tests and
+comparisons).
 Every backend reads its outputs by name and applies the same score threshold.
 """
 
@@ -191,9 +192,9 @@ def decode_raw(
 
 
 class TFJSNodeDetector(Detector):
-    """The TF.js graph run by Node (one process per batch): for parity tests, not for speed."""
+    """The TF.js graph run by Node (one process per batch, wasm backend): for parity tests."""
 
-    def __init__(self, model_dir, card, score_threshold=0.0, artifact="tfjs", tfjs_backend="cpu"):
+    def __init__(self, model_dir, card, score_threshold=0.0, artifact="tfjs", tfjs_backend="wasm"):
         super().__init__(model_dir, card, score_threshold)
         self.backend = artifact
         self._dir = self.model_dir / ARTIFACTS[artifact]
@@ -237,7 +238,7 @@ def load_detector(
     *,
     score_threshold: float = 0.0,
     num_threads: int = 1,
-    tfjs_backend: str = "cpu",
+    tfjs_backend: str = "wasm",
 ) -> Detector:
     """The detector for one artifact of an exported model folder."""
     if backend not in ARTIFACTS:

@@ -137,7 +137,7 @@ def detector_rows(model: Path, rows: list[str]) -> dict[str, Callable]:
 
 
 def _ours(model: Path, backend: str, images: list[np.ndarray]) -> list[Detections]:
-    detector = load_detector(model, backend, score_threshold=0.01, tfjs_backend="wasm")
+    detector = load_detector(model, backend, score_threshold=0.01)
     return detector.detect_batch(images)
 
 
