@@ -451,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.frames_per_shard < 1:
             raise UserError("--frames-per-shard must be at least 1")
+        if args.preview < 0:
+            raise UserError("--preview must be 0 (none) or more")
         if args.source:
             source_path = Path(args.source)
         else:
