@@ -29,6 +29,10 @@ VENDOR = {
 }
 
 
+MISSING = "/nonexistent"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+
+
 class Handler(http.server.SimpleHTTPRequestHandler):
     routes: ClassVar[dict[str, Path]] = {}
     extensions_map: ClassVar[dict[str, str]] = {
@@ -40,17 +44,31 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     }
 
     def translate_path(self, path: str) -> str:
+        """Only files under the served folders, after resolving links and ``..``: anything
+        else (absolute or encoded remainders, links out of a folder) is a missing file."""
         path = unquote(urlsplit(path).path)
         if path.startswith("/vendor/"):
             target = VENDOR.get(path.removeprefix("/vendor/"))
-            return str(target) if target else "/nonexistent"
+            return str(target) if target else MISSING
         for prefix, folder in sorted(self.routes.items(), key=lambda kv: -len(kv[0])):
             if path.startswith(prefix):
-                rel = Path(path.removeprefix(prefix))
-                if ".." in rel.parts:
-                    return "/nonexistent"
-                return str(folder / rel)
-        return "/nonexistent"
+                root = folder.resolve()
+                target = (root / path.removeprefix(prefix).lstrip("/")).resolve()
+                if target != root and root not in target.parents:
+                    return MISSING
+                return str(target)
+        return MISSING
+
+    def list_directory(self, path):
+        self.send_error(404, "no directory listings")
+        return None
+
+    def send_head(self):
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        if host not in LOCAL_HOSTS:  # a DNS-rebinding page names its own host here
+            self.send_error(421, "unexpected Host header")
+            return None
+        return super().send_head()
 
     def end_headers(self):
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
