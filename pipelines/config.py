@@ -67,6 +67,21 @@ def checkpoint_exists(prefix: str) -> bool:
     return bool(prefix) and Path(prefix + ".index").is_file()
 
 
+def verify_checkpoint(prefix: str, hint: str = "") -> None:
+    """Read every tensor of a checkpoint once: a truncated ``.data`` or a damaged ``.index`` is
+    one error naming the file (and ``hint``: what to do), not a TensorFlow traceback."""
+    tf = odapi.tf
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError, ValueError) as e:
+        files = sorted(Path(prefix).parent.glob(Path(prefix).name + ".*"))
+        named = ", ".join(str(f) for f in files) or prefix
+        message = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise UserError(f"checkpoint {prefix} is damaged ({message}): {named}{hint}") from None
+
+
 def check(proto: Pipeline, *, source: str = "<config>", need_eval: bool = False) -> None:
     """Semantic checks the protos cannot do; each failure names the field."""
     arch = meta_arch(proto)

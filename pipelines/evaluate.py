@@ -161,6 +161,7 @@ def evaluate(
     configs = config_util.create_configs_from_pipeline_proto(proto)
     model_config, eval_config = configs["model"], configs["eval_config"]
     eval_config.batch_size = 1
+    cfg.verify_checkpoint(checkpoint)
     model = model_builder.build(model_config, is_training=False)
     ckpt = tf.train.Checkpoint(model=model, step=tf.Variable(0, dtype=tf.int64))
     try:

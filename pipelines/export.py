@@ -56,6 +56,7 @@ def restore(proto, checkpoint_dir: Path):
     checkpoint = tf.train.latest_checkpoint(str(checkpoint_dir))
     if checkpoint is None:
         raise UserError(f"no checkpoint in {checkpoint_dir}")
+    cfg.verify_checkpoint(checkpoint)
     model = model_builder.build(proto.model, is_training=False)
     size = cfg.input_size(proto)
     images, shapes = model.preprocess(tf.zeros([1, size[0], size[1], 3]))

@@ -126,9 +126,21 @@ class Trainer:
     def restore(self) -> int:
         """Resume from the model dir, else load the fine-tune checkpoint; return the start step."""
         if self.latest:
+            earlier = sorted(
+                (p.with_suffix("") for p in self.model_dir.glob("ckpt-*.index")),
+                key=lambda p: int(p.name.split("-")[-1]),
+            )
+            earlier = [str(p) for p in earlier if str(p) != self.latest]
+            hint = (
+                f"; delete its files to resume from {earlier[-1]}"
+                if earlier
+                else "; delete its files to start again"
+            )
+            cfg.verify_checkpoint(self.latest, hint)
             self.checkpoint.restore(self.latest).expect_partial()
         elif self.train_config.fine_tune_checkpoint:
             tc = self.train_config
+            cfg.verify_checkpoint(tc.fine_tune_checkpoint)
             model_lib_v2.load_fine_tune_checkpoint(
                 self.model,
                 tc.fine_tune_checkpoint,

@@ -1,0 +1,69 @@
+"""A truncated checkpoint .data or an empty .index: one error naming the file in train
+(resume, with how to resume from the checkpoint before), evaluate and export."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "exported" / "hands_ssd320"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+
+
+@pytest.fixture
+def run_dir(tmp_path, prepared) -> Path:
+    """A model dir as training leaves it: ckpt-1 (good) and ckpt-2 (the latest), the shipped
+    weights under both names, and the as-run config."""
+    from pipelines import config as cfg
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for step in (1, 2):
+        for f in (SHIPPED / "checkpoint").glob("ckpt-0.*"):
+            shutil.copy(f, run / f.name.replace("ckpt-0", f"ckpt-{step}"))
+    (run / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-2"\nall_model_checkpoint_paths: "ckpt-1"\n'
+        'all_model_checkpoint_paths: "ckpt-2"\n'
+    )
+    proto = cfg.load(SHIPPED / "pipeline.config")
+    cfg.set_inputs(proto, prepared[0], {})
+    proto.train_config.num_steps = 3
+    cfg.save(proto, run / "pipeline.config")
+    return run
+
+
+def damage(run: Path, how: str) -> None:
+    if how == "truncated data":
+        data = run / "ckpt-2.data-00000-of-00001"
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    else:
+        (run / "ckpt-2.index").write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["truncated data", "empty index"])
+def test_damaged_checkpoint_is_one_error_everywhere(run_dir, tmp_path, how):
+    damage(run_dir, how)
+    pipeline = str(run_dir / "pipeline.config")
+    for args, extra in (
+        (["pipelines.train", "--pipeline", pipeline, "--model-dir", str(run_dir)], "resume from"),
+        (["pipelines.evaluate", "--model-dir", str(run_dir)], ""),
+        (["pipelines.export", "--checkpoint-dir", str(run_dir), "--out", str(tmp_path / "e")], ""),
+    ):
+        result = cli(*args)
+        assert result.returncode == 2, (args[0], result.stderr[-1500:])
+        assert "Traceback" not in result.stderr, (args[0], result.stderr[-1500:])
+        (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+        assert "is damaged" in line and "ckpt-2" in line and extra in line, line
+        if extra:
+            assert line.endswith(f"resume from {run_dir / 'ckpt-1'}")
+    assert not (tmp_path / "e").exists()
