@@ -277,15 +277,21 @@ def _evaluate_input(proto, eval_config, reader, dataset, compute, face_detector,
 
 
 def _face_inputs(eval_dict: dict):
-    """The original image, truth and detections (pixels xyxy) of a batch-1 eval dict."""
+    """The image at its original size, truth and detections (pixels xyxy) of a batch-1 eval
+    dict. The OD API keeps the "original" image resized to the model input (320x320): it is
+    resized back, so that faces are found undistorted and in the boxes' pixel frame."""
+    import cv2
+
     r = fields.DetectionResultFields
     image = eval_dict[fields.InputDataFields.original_image].numpy()[0]
-    h, w = eval_dict[fields.InputDataFields.original_image_spatial_shape].numpy()[0]
+    h, w = (int(v) for v in eval_dict[fields.InputDataFields.original_image_spatial_shape][0])
+    if image.shape[:2] != (h, w):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     n_gt = int(eval_dict[fields.InputDataFields.num_groundtruth_boxes].numpy()[0])
     yxyx = eval_dict[fields.InputDataFields.groundtruth_boxes].numpy()[0][:n_gt]
     det = eval_dict[r.detection_boxes].numpy()[0]
     scores = eval_dict[r.detection_scores].numpy()[0]
-    return image[:h, :w], yxyx[:, [1, 0, 3, 2]], det[:, [1, 0, 3, 2]], scores
+    return image, yxyx[:, [1, 0, 3, 2]], det[:, [1, 0, 3, 2]], scores
 
 
 def print_table(per_source: dict) -> None:

@@ -128,3 +128,25 @@ def test_compare_unknown_row_is_one_error(mix_slice):
     )
     assert result.returncode == 2 and "--rows: unknown x" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_faces_are_looked_for_on_the_image_at_its_own_size():
+    """The OD API's eval dict keeps the image resized to the model input; faces must be found
+    on it resized back, in the frame of the (original-pixel) boxes."""
+    from pipelines.evaluate import _face_inputs
+    from pipelines.odapi import tf
+
+    from object_detection.core import standard_fields as fields
+
+    r, i = fields.DetectionResultFields, fields.InputDataFields
+    eval_dict = {
+        i.original_image: tf.zeros([1, 320, 320, 3], tf.uint8),
+        i.original_image_spatial_shape: tf.constant([[384, 512]]),
+        i.num_groundtruth_boxes: tf.constant([1]),
+        i.groundtruth_boxes: tf.constant([[[10.0, 20.0, 30.0, 40.0]]]),
+        r.detection_boxes: tf.constant([[[1.0, 2.0, 3.0, 4.0]]]),
+        r.detection_scores: tf.constant([[0.9]]),
+    }
+    image, truth, boxes, scores = _face_inputs(eval_dict)
+    assert image.shape == (384, 512, 3)
+    assert truth.tolist() == [[20, 10, 40, 30]] and boxes.tolist() == [[2, 1, 4, 3]]

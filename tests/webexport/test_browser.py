@@ -3,6 +3,8 @@ runs on a real frame with the wasm backend, and its boxes match the SavedModel's
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from detect.backends import load_detector
@@ -158,5 +160,6 @@ def test_page_finds_hands_on_a_webcam_and_keeps_running(camera_clip, tmp_path):
         return bool((iou.max(axis=1) >= 0.5).all())
 
     right = [any(shows_the_hands(found, hands) for hands in truth) for found in looks]
+    print("LOOKS", json.dumps(looks), json.dumps(truth))
     assert sum(right) >= 7, (looks, truth)  # one look may fall on the cut between the frames
     assert stats["withHands"] / stats["frames"] >= 0.9, stats
