@@ -148,5 +148,6 @@ def test_faces_are_looked_for_on_the_image_at_its_own_size():
         r.detection_scores: tf.constant([[0.9]]),
     }
     image, truth, boxes, scores = _face_inputs(eval_dict)
+    assert scores.tolist() == pytest.approx([0.9])
     assert image.shape == (384, 512, 3)
     assert truth.tolist() == [[20, 10, 40, 30]] and boxes.tolist() == [[2, 1, 4, 3]]
