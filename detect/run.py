@@ -38,6 +38,7 @@ class Frame:
     index: int
     time: float  # seconds from the start of the source
     rgb: np.ndarray
+    file: str = ""  # the image's file name, for an image or image-folder source
 
 
 class FrameSource:
@@ -100,12 +101,12 @@ class FrameSource:
         if self._images:
             index = 0
             for path in self._images:
-                bgr = cv2.imread(str(path))
+                bgr = read_image(path)
                 if bgr is None:
                     self.skipped += 1
                     print(f"warning: {path} could not be decoded; skipped", file=sys.stderr)
                     continue
-                yield Frame(index, index / self.fps, self._resize(bgr))
+                yield Frame(index, index / self.fps, self._resize(bgr), path.name)
                 index += 1
             return
         index, start = 0, time.monotonic()
@@ -120,6 +121,23 @@ class FrameSource:
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """BGR pixels of an image file, or ``None`` when it is unreadable, corrupt or truncated: a
+    half-written JPEG or PNG is refused as prep refuses it, not decoded half grey."""
+    from prep.sources import validate_image
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if data.startswith((b"\xff\xd8", b"\x89PNG")):
+        try:
+            validate_image(data)
+        except ValueError:
+            return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 def gui_available() -> str | None:
@@ -208,6 +226,7 @@ class Outputs:
                 json.dumps(
                     {
                         "frame": frame.index,
+                        **({"file": frame.file} if frame.file else {}),
                         "time": round(frame.time, 4),
                         "detections": det.to_json(),
                     }

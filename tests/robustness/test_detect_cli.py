@@ -132,3 +132,23 @@ def test_stale_part_files_of_a_killed_run_are_cleaned(clip, tmp_path):
     result = run("--source", str(clip), "--json", str(tmp_path / "o.jsonl"))
     assert result.returncode == 0, result.stderr[-800:]
     assert not stale.exists() and alive.exists()
+
+
+def test_image_folder_lines_name_their_file_and_truncated_images_are_skipped(tmp_path):
+    """An unreadable and a half-written JPEG are skipped and counted, as prep skips them;
+    every JSON line names its file, so results match back to files."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "c.jpg", "d.jpg"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 255, (120, 160, 3), np.uint8))
+    (folder / "b.jpg").write_bytes(b"not a picture")
+    whole = (folder / "c.jpg").read_bytes()
+    (folder / "c.jpg").write_bytes(whole[: len(whole) // 2])  # half-written
+    result = run("--source", str(folder), "--json", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 0, result.stderr[-800:]
+    assert "2 unreadable image(s) skipped" in result.stdout
+    import json
+
+    lines = [json.loads(ln) for ln in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [(ln["frame"], ln["file"]) for ln in lines] == [(0, "a.jpg"), (1, "d.jpg")]
