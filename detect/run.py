@@ -5,12 +5,10 @@ the single- and multi-threaded loops behind detect_single_threaded.py / detect_m
 from __future__ import annotations
 
 import argparse
-import contextlib
 import heapq
 import json
 import os
 import queue
-import re
 import secrets
 import signal
 import sys
@@ -27,7 +25,7 @@ import numpy as np
 from detect import DEFAULT_MODEL
 from detect.backends import ARTIFACTS, Detector, load_detector
 from detect.detections import Detections
-from prep.common import UserError, atomic_write_bytes, fail
+from prep.common import UserError, atomic_write_bytes, fail, remove_stale
 from prep.preview import draw
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -157,29 +155,15 @@ def gui_available() -> str | None:
 
 
 IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png")  # --output for an image source: the annotated picture
-PART = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.part(?P<suffix>\.\w+)?$")
 
 
 def part_path(target: Path) -> Path:
     """A temporary name beside ``target``, unique to this process and call (two runs writing the
     same output never share one); stale ones left by killed runs are removed first."""
-    folder = target.parent
-    for old in folder.glob(f".{target.name}.*.part*"):
-        m = PART.match(old.name)
-        if m and m["name"] == target.name and not _alive(int(m["pid"])):
-            with contextlib.suppress(OSError):
-                old.unlink()
-    return folder / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part{target.suffix}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    remove_stale(target.parent, f".{target.name}.part-")
+    return (
+        target.parent / f".{target.name}.part-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}"
+    )
 
 
 class Outputs:

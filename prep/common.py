@@ -46,7 +46,8 @@ def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
             raise PermissionError(13, "permission denied")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        remove_stale(out.parent, f".{out.name}.tmp-")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
         tmp.chmod(0o755)  # mkdtemp makes it private; outputs are meant to be shared and served
     except OSError as e:
         raise UserError(f"cannot write to {out.parent}: {e.strerror or e}") from None
@@ -66,6 +67,33 @@ def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (or cannot be signalled by us)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(folder: Path, prefix: str) -> list[Path]:
+    """Remove ``<prefix><pid>-*`` files and folders in ``folder`` whose process is gone: what a
+    killed run of this tool left behind. Others' (live) ones are kept."""
+    removed = []
+    for path in Path(folder).glob(f"{prefix}*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            removed.append(path)
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -124,9 +124,9 @@ def test_two_runs_on_the_same_outputs_both_finish_whole(clip, tmp_path):
 def test_stale_part_files_of_a_killed_run_are_cleaned(clip, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".o.jsonl.{dead.pid}-0123abcd.part.jsonl"
+    stale = tmp_path / f".o.jsonl.part-{dead.pid}-0123abcd.jsonl"
     stale.write_text("half")
-    alive = tmp_path / f".o.jsonl.{os.getpid()}-0123abcd.part.jsonl"  # a live run's: kept
+    alive = tmp_path / f".o.jsonl.part-{os.getpid()}-0123abcd.jsonl"  # a live run's: kept
     alive.write_text("busy")
     time.sleep(0.1)
     result = run("--source", str(clip), "--json", str(tmp_path / "o.jsonl"))
