@@ -13,12 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_negative_preview_is_refused_before_anything_is_written(egohands_tree, tmp_path):
     args = ["--source", str(egohands_tree[0]), "--out", str(tmp_path / "out"), "--preview", "-1"]
-    result = subprocess.run(
-        [sys.executable, "-m", "prep.egohands_clean", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = _prep("prep.egohands_clean", *args)
     assert result.returncode == 2 and "--preview must be 0 (none) or more" in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -36,12 +31,7 @@ def test_a_killed_runs_temporary_folder_is_cleaned_by_the_next_run(egohands_tree
     live = tmp_path / f".out.tmp-{os.getpid()}-abc"
     live.mkdir()
     args = ["--source", str(egohands_tree[0]), "--out", str(tmp_path / "out"), "--workers", "0"]
-    result = subprocess.run(
-        [sys.executable, "-m", "prep.egohands_clean", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    result = _prep("prep.egohands_clean", *args)
     assert result.returncode == 0, result.stderr[-800:]
     assert not stale.exists() and live.exists() and (tmp_path / "out" / "summary.json").is_file()
 
