@@ -311,6 +311,8 @@ def run_multi(args) -> dict:
     def work(detector: Detector):
         try:
             while (frame := todo.get()) is not None:
+                if stop.is_set():
+                    continue  # interrupted: drain the queue without running the model
                 done.put((frame.index, frame, detector.detect(frame.rgb)))
         except BaseException as e:
             errors.append(e)
