@@ -208,7 +208,10 @@ def discover_csv(source: Source, classes: str, csv_member: str) -> tuple[list[Vi
     """Video folders labelled by a handtracking-style boxes CSV (no masks)."""
     if classes != "hand":
         raise UserError("a boxes CSV carries no hand types; use --classes hand")
-    text = source.read(csv_member).decode("utf-8-sig")
+    try:
+        text = source.read(csv_member).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{csv_member} is not a text CSV file (not UTF-8)") from None
     reader = csv.DictReader(io.StringIO(text))
     need = {"filename", "xmin", "ymin", "xmax", "ymax"}
     if not reader.fieldnames or not need <= set(reader.fieldnames):

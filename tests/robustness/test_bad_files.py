@@ -1,0 +1,68 @@
+"""Every CLI on missing, zero-byte, random and wrong-type inputs: exit code 2, one ``error:``
+line, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# {name: (argv with INPUT and OUT placeholders, what INPUT is)}
+CLIS = {
+    "coco import": (["prep.coco", "import", "--json", "INPUT", "--out", "OUT"], "file"),
+    "voc import": (
+        ["prep.voc", "import", "--annotations", "INPUT", "--images", "INPUT", "--out", "OUT"],
+        "folder",
+    ),
+    "egohands": (["prep.egohands_clean", "--source", "INPUT", "--out", "OUT"], "either"),
+    "mix": (["prep.mix", "--coco", "a=INPUT", "--out", "OUT"], "file"),
+    "configure": (["pipelines.configure", "--data", "INPUT", "--out", "OUT/p.config"], "folder"),
+    "evaluate": (["pipelines.evaluate", "--checkpoint", "INPUT", "--out", "OUT/m.json"], "file"),
+    "export": (["pipelines.export", "--checkpoint-dir", "INPUT", "--out", "OUT"], "folder"),
+    "detect": (
+        ["detect.detect_single_threaded", "--source", "INPUT", "--json", "OUT/d.jsonl"],
+        "file",
+    ),
+    "compare": (["pipelines.compare", "--records", "INPUT", "--rows", "tflite"], "file"),
+}
+
+
+def make_input(tmp_path: Path, kind: str, what: str) -> Path:
+    rng = np.random.default_rng(0)
+    if kind == "missing":
+        return tmp_path / "does-not-exist"
+    if kind == "folder of junk":
+        folder = tmp_path / "junk"
+        folder.mkdir()
+        (folder / "a.xml").write_bytes(rng.bytes(300))
+        (folder / "boxes.csv").write_bytes(rng.bytes(300))
+        (folder / "summary.json").write_bytes(b"")
+        (folder / "label_map.pbtxt").write_text("item { id: 1 }")
+        return folder
+    path = tmp_path / ("empty.dat" if kind == "zero-byte" else "random.dat")
+    path.write_bytes(b"" if kind == "zero-byte" else rng.bytes(5000))
+    return path
+
+
+@pytest.mark.parametrize("cli", list(CLIS))
+@pytest.mark.parametrize("kind", ["missing", "zero-byte", "random bytes", "folder of junk"])
+def test_bad_input_is_one_clear_error(cli, kind, tmp_path):
+    argv, what = CLIS[cli]
+    if kind == "folder of junk" and what == "file" and cli not in ("detect",):
+        pytest.skip("a folder where a file is expected is covered by the file kinds")
+    source = make_input(tmp_path, kind, what)
+    out = tmp_path / "out"
+    args = [a.replace("INPUT", str(source)).replace("OUT", str(out)) for a in argv]
+    result = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert result.returncode == 2, (cli, kind, result.returncode, result.stderr[-1500:])
+    assert "Traceback" not in result.stderr, (cli, kind, result.stderr[-1500:])
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, (cli, kind, result.stderr[-1500:])
+    assert not out.exists() or not any(out.iterdir()), (cli, kind, list(out.iterdir()))
