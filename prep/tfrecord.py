@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from prep.common import UserError
 from prep.geometry import png_to_mask
@@ -155,5 +156,18 @@ def read_records(paths: str | Path | Sequence[str | Path]) -> Iterator[Example]:
             raise UserError(f"no TFRecord files match {p}")
         files.extend(matched)
     for path in files:
-        for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
-            yield decode(raw)
+        records = iter(tf.data.TFRecordDataset(path).as_numpy_iterator())
+        while True:
+            try:
+                raw = next(records)
+            except StopIteration:
+                break
+            except tf.errors.OpError:
+                raise UserError(
+                    f"{path} is not a readable TFRecord file (corrupt or truncated)"
+                ) from None
+            try:
+                example = decode(raw)
+            except (KeyError, IndexError, ValueError, DecodeError) as e:
+                raise UserError(f"{path}: a record is not an OD API tf.Example ({e})") from None
+            yield example
