@@ -219,18 +219,22 @@ class Outputs:
             )
         if self.video_path or self.display:
             picture = draw(frame.rgb, det.boxes, list(det.class_names), det.masks, det.scores)
-            cv2.putText(
-                picture,
-                f"{fps:.1f} FPS",
-                (10, 30),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.9,
-                (255, 255, 0),
-                2,
-                cv2.LINE_AA,
+            picture_out = bool(self.video_path) and Path(self.video_path).suffix.lower() in (
+                IMAGE_OUTPUTS
             )
+            if not picture_out:  # a rate means nothing on a still picture
+                cv2.putText(
+                    picture,
+                    f"{fps:.1f} FPS",
+                    (10, 30),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.9,
+                    (255, 255, 0),
+                    2,
+                    cv2.LINE_AA,
+                )
             bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-            if self.video_path and Path(self.video_path).suffix.lower() in IMAGE_OUTPUTS:
+            if picture_out:
                 ok, encoded = cv2.imencode(Path(self.video_path).suffix, bgr)
                 if not ok:
                     raise UserError(f"cannot encode {self.video_path}")
