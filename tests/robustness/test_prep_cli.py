@@ -113,3 +113,27 @@ def test_xml_entities_are_not_expanded(tmp_path):
     )
     assert result.returncode == 2 and "not a readable VOC XML file" in result.stderr
     assert "root:" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_traversal_in_labels_reads_nothing_outside_the_source(tmp_path):
+    """A label naming ../../etc/passwd is one error, for boxes.csv and for COCO file names."""
+    import json
+
+    _jpeg(tmp_path / "ego" / "VIDEO_A" / "frame_0001.jpg")
+    (tmp_path / "ego" / "boxes.csv").write_text(
+        "filename,width,height,class,xmin,ymin,xmax,ymax\n../../../etc/passwd,8,8,hand,1,1,5,5\n"
+    )
+    (tmp_path / "coco" / "images").mkdir(parents=True)
+    coco = {
+        "images": [{"id": 1, "file_name": "../../../../etc/passwd", "width": 8, "height": 8}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}],
+        "categories": [{"id": 1, "name": "hand"}],
+    }
+    (tmp_path / "coco" / "a.json").write_text(json.dumps(coco))
+    for args, message in (
+        (["prep.egohands_clean", "--source", str(tmp_path / "ego")], "which is not in"),
+        (["prep.coco", "import", "--json", str(tmp_path / "coco" / "a.json")], "not found in"),
+    ):
+        result = _prep(*args, "--out", str(tmp_path / "out"))
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-500:]
+        assert "root:" not in result.stderr and not (tmp_path / "out").exists()
