@@ -198,6 +198,8 @@ def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
         template.label_map_path = label_map
         del template.tf_record_input_reader.input_path[:]
         template.tf_record_input_reader.input_path.append(str(data / "eval.record-?????-of-?????"))
+        template.name = ""
+        del proto.eval_input_reader[1:]  # a config made for a mix had one reader a source
         return
     sources = json.loads((data / "summary.json").read_text())["sources"]
     unknown = sorted(set(weights) - set(sources))

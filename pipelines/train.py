@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -173,9 +175,15 @@ class Trainer:
         )
         step, losses, t0 = start, {}, time.perf_counter()
         timed_from, timed_t = start, t0
+        interrupted = threading.Event()
+        handler = None
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C sets a flag the loop checks between steps: a KeyboardInterrupt raised
+            # inside TensorFlow or a finaliser can be swallowed, and the run would go on.
+            handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         try:
             with writer.as_default():
-                while step < self.total_steps:
+                while step < self.total_steps and not interrupted.is_set():
                     features, labels = next(iterator)
                     losses = self.step(features, labels)
                     step += 1
@@ -190,11 +198,15 @@ class Trainer:
                         bar.set_postfix(loss=f"{values['Loss/total_loss']:.3f}")
                     if step % checkpoint_every == 0:
                         self.manager.save(checkpoint_number=step)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.manager.save(checkpoint_number=int(self.global_step.numpy()))
             bar.close()
             raise
         finally:
+            if handler is not None:
+                signal.signal(signal.SIGINT, handler)
             bar.close()
             writer.flush()
         if self.manager.latest_checkpoint != str(self.model_dir / f"ckpt-{step}"):

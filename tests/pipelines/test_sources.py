@@ -151,3 +151,13 @@ def test_faces_are_looked_for_on_the_image_at_its_own_size():
     assert scores.tolist() == pytest.approx([0.9])
     assert image.shape == (384, 512, 3)
     assert truth.tolist() == [[20, 10, 40, 30]] and boxes.tolist() == [[2, 1, 4, 3]]
+
+
+def test_a_mix_config_pointed_at_a_plain_dataset_has_one_eval_reader(mix_slice, prepared):
+    """The shipped model's config (one reader a source) re-pointed at a user's dataset."""
+    proto = cfg.configure("ssd", mix_slice[0])
+    assert len(proto.eval_input_reader) == 3
+    cfg.set_inputs(proto, prepared[0], {})
+    assert len(proto.eval_input_reader) == 1 and not proto.eval_input_reader[0].name
+    assert not proto.train_input_reader.sample_from_datasets_weights
+    cfg.check(proto, need_eval=True)
