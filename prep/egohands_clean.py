@@ -30,7 +30,7 @@ import numpy as np
 import scipy.io
 
 from prep.common import CACHE_DIR, UserError, fail, parse_names
-from prep.dataset import FrameTask, Plan, RawObject
+from prep.dataset import FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video
 
@@ -292,8 +292,7 @@ def plan_egohands(
     else:
         by_video = {}
         split_of = split_by_frame([t.key for t in tasks], ratios, seed)
-    order = {"train": 0, "eval": 1, "test": 2}
-    tasks.sort(key=lambda t: (order[split_of[t.key]], t.video, _frame_num(t.member), t.key))
+    sort_tasks(tasks, split_of, key=lambda t: (t.video, _frame_num(t.member), t.key))
     has_polygons = all(o.polygons for t in tasks for o in t.objects)
     meta = {
         "tool": "prep.egohands_clean",

@@ -98,8 +98,8 @@ def find_duplicates(plans: dict[str, Plan], distance: int) -> tuple[dict, list[d
         if h is not None:
             hashes.append(h)
             readable.append((name, task))
-    dropped: dict[tuple[str, str], str] = {}
-    rows, counts = [], {"pairs": 0, "dropped_train_near_held_out": 0, "dropped_across_sources": 0}
+    dropped: dict[tuple[str, str], str] = {}  # (source, key) -> the count it adds to
+    rows = []
     for i, j, bits in near_pairs(hashes, distance):
         (na, ta), (nb, tb) = readable[i], readable[j]
         sa, sb = plans[na].split_of[ta.key], plans[nb].split_of[tb.key]
@@ -108,13 +108,11 @@ def find_duplicates(plans: dict[str, Plan], distance: int) -> tuple[dict, list[d
         action = "reported"
         if (sa == "train") != (sb == "train"):
             victim = (na, ta.key) if sa == "train" else (nb, tb.key)
-            action, reason = f"dropped {victim[0]}/{victim[1]} from train", "near_held_out"
+            action = f"dropped {victim[0]}/{victim[1]} from train"
+            dropped.setdefault(victim, "dropped_train_near_held_out")
         elif sa == sb == "train":
-            victim = (nb, tb.key)
-            action, reason = f"dropped {nb}/{tb.key} (kept {na}/{ta.key})", "across_sources"
-        if action != "reported" and victim not in dropped:
-            dropped[victim] = reason
-        counts["pairs"] += 1
+            action = f"dropped {nb}/{tb.key} (kept {na}/{ta.key})"
+            dropped.setdefault((nb, tb.key), "dropped_across_sources")
         rows.append(
             {
                 "a": f"{na}/{ta.key}",
@@ -125,13 +123,16 @@ def find_duplicates(plans: dict[str, Plan], distance: int) -> tuple[dict, list[d
                 "action": action,
             }
         )
-    for (name, key), reason in dropped.items():
-        counts[f"dropped_train_{reason}" if reason == "near_held_out" else "dropped_" + reason] += 1
-        plan = plans[name]
-        plan.tasks = [t for t in plan.tasks if t.key != key]
-        plan.split_of.pop(key)
-        plan.meta.setdefault("dropped_duplicates", 0)
-        plan.meta["dropped_duplicates"] += 1
+    counts = {"pairs": len(rows), "dropped_train_near_held_out": 0, "dropped_across_sources": 0}
+    for count in dropped.values():
+        counts[count] += 1
+    for name, plan in plans.items():
+        gone = {key for source, key in dropped if source == name}
+        if gone:
+            plan.tasks = [t for t in plan.tasks if t.key not in gone]
+            for key in gone:
+                plan.split_of.pop(key)
+            plan.meta["dropped_duplicates"] = len(gone)
     return counts, rows
 
 
