@@ -146,7 +146,7 @@ def compare(
 ) -> tuple[list[Row], dict[str, int]]:
     """Score each row on each source's first ``limit`` frames; return the rows and the frame
     count per source."""
-    from pipelines.faces import FaceDetector, false_detections
+    from pipelines.faces import FaceDetector, FaceFalsePositives
 
     rows = rows or list(ROWS)
     unknown = sorted(set(rows) - set(ROWS))
@@ -167,17 +167,14 @@ def compare(
     for key, fn in detector_rows(model, rows).items():
         row, t0 = Row(ROWS[key]), time.perf_counter()
         try:
-            false = on_face = face_images = 0
+            counter = FaceFalsePositives()
             for name, (images, truth) in data.items():
                 found = fn(images)
                 row.per_source[name] = coco_ap(truth, found)
                 for i, det in enumerate(found if faces else []):
-                    if len(faces[name][i]):
-                        f, o = false_detections(truth[i], det.boxes, det.scores, faces[name][i])
-                        false, on_face, face_images = false + f, on_face + o, face_images + 1
-            if face_images:
-                row.faces = {"images": face_images, "false": false / face_images}
-                row.faces["on_face"] = on_face / face_images
+                    counter.add_faces(faces[name][i], truth[i], det.boxes, det.scores)
+            if counter.images:
+                row.faces = counter.result()
         except UserError as e:
             row.skipped = str(e)
         row.seconds = time.perf_counter() - t0
@@ -216,7 +213,11 @@ def print_table(rows: list[Row], counts: dict[str, int]) -> None:
         cells = " | ".join(
             f"{r.per_source[n]['AP50']:.3f} | {r.per_source[n]['AP']:.3f}" for n in names
         )
-        face = f"{r.faces['false']:.2f} ({r.faces['on_face']:.2f})" if r.faces else "-"
+        face = (
+            f"{r.faces['false_per_face_image']:.2f} ({r.faces['face_hits_per_face_image']:.2f})"
+            if r.faces
+            else "-"
+        )
         print(f"| {r.name} | {cells} | {face} | {r.seconds:.0f} |")
     print("frames: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
 

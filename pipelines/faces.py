@@ -103,11 +103,14 @@ class FaceFalsePositives:
     """Accumulates false detections per image over the images that show a face."""
 
     def __init__(self, detector: FaceDetector | None = None):
-        self.detector = detector or FaceDetector()
+        self.detector = detector  # None: only add_faces is used
         self.images = self.false = self.on_face = 0
 
     def add(self, rgb: np.ndarray, truth: np.ndarray, boxes: np.ndarray, scores: np.ndarray):
-        faces = self.detector.detect(rgb)
+        self.add_faces(self.detector.detect(rgb), truth, boxes, scores)
+
+    def add_faces(self, faces: np.ndarray, truth, boxes, scores) -> None:
+        """As :meth:`add`, with the image's faces already found."""
         if not len(faces):
             return
         false, on_face = false_detections(truth, boxes, scores, faces)
