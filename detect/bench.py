@@ -21,10 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect import DEFAULT_MODEL
+from common import DEFAULT_MODEL, MEDIAPIPE, UserError, wheel_file
 from detect.run import build_parser, run_multi, run_single
 from prep.bench import DEFAULT_SAMPLE
-from prep.common import MEDIAPIPE, UserError, wheel_file
 
 PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from detect import DEFAULT_MODEL
+from common import DEFAULT_MODEL
 from detect.run import main as detect_main
 from prep.bench import DEFAULT_SAMPLE
 

@@ -22,11 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect import DEFAULT_MODEL
-from detect.backends import ARTIFACTS, Detector, load_detector
-from detect.detections import Detections
-from prep.common import UserError, atomic_write_bytes, fail, remove_stale
-from prep.preview import draw
+from common import DEFAULT_MODEL, UserError, atomic_write_bytes, fail, remove_stale
+from common.backends import ARTIFACTS, Detector, load_detector
+from common.detections import Detections
+from common.draw import draw
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

@@ -32,10 +32,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from detect import DEFAULT_MODEL
-from detect.backends import load_detector
-from detect.detections import Detections, nms
-from prep.common import UserError, fail
+from common import DEFAULT_MODEL, UserError, fail
+from common.backends import load_detector
+from common.detections import Detections, nms
 from prep.tfrecord import read_records
 
 HAND_POSES = (1, 2, 3, 4)
@@ -82,9 +81,9 @@ def coco_ap(truth: list[np.ndarray], found: list[Detections]) -> dict[str, float
 
 
 def handtrack_detections(images: list[np.ndarray], min_score: float = 0.01) -> list[Detections]:
-    from detect.backends import decode_raw
+    from common.backends import decode_raw
+    from common.nodejs import run_graph
     from pipelines.import_handtrackjs import HTJ_CLASSES, MODEL_SUBDIR, RAW_OUTPUTS, fetch_package
-    from webexport.nodejs import run_graph
 
     names = list(RAW_OUTPUTS.values())
     rows, _ = run_graph(fetch_package() / MODEL_SUBDIR, images, outputs=names, backend="wasm")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from common import UserError, atomic_write_bytes, read_label_map
 from pipelines import odapi  # protos need the compatibility shims; odapi.tf is TensorFlow
-from prep.common import UserError, atomic_write_bytes, read_label_map
 
 from object_detection.protos import pipeline_pb2
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from prep.common import UserError, fail
+from common import UserError, fail
 
 
 def parse_weights(text: str) -> dict[str, float]:

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common import UserError, atomic_write_bytes, fail
 from pipelines import config as cfg
 from pipelines.odapi import tf
-from prep.common import UserError, atomic_write_bytes, fail
 
 from object_detection import eval_util, inputs, model_lib, model_lib_v2
 from object_detection.builders import model_builder
@@ -96,7 +96,7 @@ class EdgeRecall:
         self.total = {"edge": 0, "inside": 0}
 
     def add(self, eval_dict: dict) -> None:
-        from detect.detections import box_iou
+        from common.detections import box_iou
 
         r = fields.DetectionResultFields
         gt = eval_dict[fields.InputDataFields.groundtruth_boxes].numpy()

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from detect.backends import ARTIFACTS, CARD, load_detector
-from detect.detections import match
+from common import UserError, atomic_dir, fail, read_label_map
+from common.backends import ARTIFACTS, CARD, load_detector
+from common.detections import match
 from pipelines import config as cfg
 from pipelines.odapi import tf
-from prep.common import UserError, atomic_dir, fail, read_label_map
 from prep.tfrecord import read_records
 
 from object_detection import exporter_lib_v2
@@ -306,7 +306,7 @@ def export(
         }
         (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")  # loaders need it for parity
         backends = [b for b in ARTIFACTS if b != "saved_model" and (tmp / ARTIFACTS[b]).exists()]
-        from webexport.nodejs import node_ready
+        from common.nodejs import node_ready
 
         if not node_ready():
             skipped = [b for b in backends if b.startswith("tfjs")]

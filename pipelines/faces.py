@@ -13,7 +13,7 @@ import functools
 import cv2
 import numpy as np
 
-from prep.common import MEDIAPIPE, wheel_file
+from common import MEDIAPIPE, wheel_file
 
 MODEL = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 SIZE = 128
@@ -44,7 +44,7 @@ class FaceDetector:
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
 
     def detect(self, rgb: np.ndarray) -> np.ndarray:
-        from detect.detections import nms
+        from common.detections import nms
 
         h, w = rgb.shape[:2]
         side = max(h, w)  # letterbox to a square, as MediaPipe does
@@ -72,7 +72,7 @@ def false_detections(
     truth: np.ndarray, boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, threshold=0.5
 ) -> tuple[int, int]:
     """``(false detections, of which on a face)`` on one image; boxes are pixels xyxy."""
-    from detect.detections import box_iou
+    from common.detections import box_iou
 
     det = boxes[scores >= threshold]
     det = det[np.argsort(-scores[scores >= threshold], kind="stable")]

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common import CACHE_DIR, UserError, atomic_dir, fail, write_label_map
 from pipelines import config as cfg
 from pipelines.odapi import tf
-from prep.common import CACHE_DIR, UserError, atomic_dir, fail, write_label_map
 
 from object_detection.builders import model_builder
 from object_detection.utils import config_util

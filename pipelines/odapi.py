@@ -33,7 +33,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import warnings
 
-from prep.tfenv import tf
+from common.tfenv import tf
 
 warnings.filterwarnings("ignore", message=r".*set_learning_phase.*is deprecated")
 

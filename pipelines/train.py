@@ -23,10 +23,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from common import UserError, atomic_write_bytes, fail
 from pipelines import config as cfg
 from pipelines import fast_input
 from pipelines.odapi import tf
-from prep.common import UserError, atomic_write_bytes, fail
 
 from object_detection import inputs, model_lib_v2
 from object_detection.builders import model_builder, optimizer_builder

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from prep.common import UserError, atomic_write_bytes, fail, read_label_map
+from common import UserError, atomic_write_bytes, fail, read_label_map
 from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
 from prep.split import add_split_by, choose_split

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from prep.common import UserError, atomic_dir, write_label_map
+from common import UserError, atomic_dir, write_label_map
 from prep.geometry import (
     clean_polygon,
     clip_polygon,

@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 import numpy as np
 import scipy.io
 
-from prep.common import CACHE_DIR, UserError, fail, parse_names
+from common import CACHE_DIR, UserError, fail, parse_names
 from prep.dataset import FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from prep.common import UserError, atomic_dir, fail, parse_names, write_label_map
+from common import UserError, atomic_dir, fail, parse_names, write_label_map
 from prep.dataset import SPLITS, Plan
 from prep.dedup import near_pairs, phash
 

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, ImageFile
 from tqdm import tqdm
 
-from prep.common import UserError
+from common import UserError
 
 EGOHANDS_URL = "http://vision.soic.indiana.edu/egohands_files/egohands_data.zip"
 

@@ -6,7 +6,7 @@ import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from prep.common import UserError
+from common import UserError
 
 SPLITS = ("train", "eval", "test")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from prep.common import UserError
+from common import UserError
+from common.tfenv import tf
 from prep.geometry import png_to_mask
-from prep.tfenv import tf
 
 
 @dataclass

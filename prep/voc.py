@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from prep.common import UserError, atomic_dir, fail
+from common import UserError, atomic_dir, fail
 from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
 from prep.split import add_split_by, choose_split, published_split

@@ -57,8 +57,8 @@ def real_data(real_sample, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def handtrackjs_package() -> Path:
     """handtrack.js 0.1.5 from the cache, or npm pack (skipped when neither works)."""
+    from common import UserError
     from pipelines.import_handtrackjs import fetch_package
-    from prep.common import UserError
 
     try:
         return fetch_package()

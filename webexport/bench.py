@@ -16,10 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect import DEFAULT_MODEL
+from common import DEFAULT_MODEL, UserError, fail
+from common.browser import browser_page
 from prep.bench import DEFAULT_SAMPLE
-from prep.common import UserError, fail
-from webexport.browser import browser_page
 from webexport.serve import serve_in_background
 
 

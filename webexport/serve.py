@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
-from detect import DEFAULT_MODEL
-from prep.common import UserError, fail
+from common import DEFAULT_MODEL, UserError, fail
 
 WEB = Path(__file__).resolve().parent
 TFJS = WEB / "node_modules" / "@tensorflow"

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detect.backends import load_detector
-from detect.detections import Detections, box_iou
+from common.backends import load_detector
+from common.detections import Detections, box_iou
 from pipelines.compare import coco_ap
 
 ROOT = Path(__file__).resolve().parents[2]

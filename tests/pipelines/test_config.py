@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common import UserError
 from pipelines import config as cfg
-from prep.common import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 

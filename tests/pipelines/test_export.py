@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detect.backends import load_detector
-from prep.common import UserError
+from common import UserError
+from common.backends import load_detector
 from prep.tfrecord import read_records, shard_pattern
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,15 +60,15 @@ def test_backends_agree_on_a_real_frame(htj7_export, real_data):
     assert len(ref) >= 1
     for backend in ("tflite", "tflite_fp32"):
         det = load_detector(htj7_export, backend, score_threshold=0.4).detect(image)
-        from detect.detections import match
+        from common.detections import match
 
         assert len(match(ref, det, 0.8)) == len(ref), backend
 
 
 def test_exported_checkpoint_is_a_full_fine_tune_start(htj7_export, real_data, prepared):
+    from common.tfenv import tf
     from pipelines import config as cfg
     from pipelines.export import restore
-    from prep.tfenv import tf
 
     start = htj7_export / "checkpoint" / "ckpt-0"
     reader = tf.train.load_checkpoint(str(start))
@@ -129,7 +129,7 @@ def test_config_checkpoint_mismatch_is_one_clear_error(tmp_path, htj7_export):
 
     proto = cfg.load(htj7_export / "pipeline.config")
     proto.model.ssd.num_classes = 1
-    from prep.common import write_label_map
+    from common import write_label_map
 
     write_label_map(tmp_path / "lm.pbtxt", ["hand"])
     proto.train_input_reader.label_map_path = str(tmp_path / "lm.pbtxt")

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from detect.backends import load_detector
-from detect.detections import Detections, match
+from common.backends import load_detector
+from common.detections import Detections, match
+from common.nodejs import node_ready, run_graph
 from pipelines.import_handtrackjs import (
     DETECTION_OUTPUTS,
     HTJ_CLASSES,
@@ -18,7 +19,6 @@ from pipelines.import_handtrackjs import (
     read_graph_weights,
 )
 from prep.tfrecord import read_records, shard_pattern
-from webexport.nodejs import node_ready, run_graph
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common import UserError
 from pipelines import config as cfg
-from prep.common import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_face_detector_finds_the_face_on_a_real_webcam_frame(face_detector, webc
 
 
 def test_compare_prints_one_row_per_detector_and_columns_per_source(mix_slice, face_detector):
-    from webexport.nodejs import node_ready
+    from common.nodejs import node_ready
 
     rows = "tflite,handtrack" if node_ready() else "tflite"
     args = ["--data", str(mix_slice[0]), "--limit", "4", "--rows", rows]

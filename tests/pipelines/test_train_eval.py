@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common import UserError
 from pipelines import config as cfg
 from pipelines.evaluate import EdgeRecall, HandIoU, evaluate
 from pipelines.odapi import tf
 from pipelines.train import Trainer, train
-from prep.common import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from prep.common import UserError, read_label_map
+from common import UserError, read_label_map
 from prep.egohands_clean import HAND_TYPES, parse_metadata, parse_polygons, prepare
 from prep.fixtures import write_egohands
 from prep.geometry import rasterize

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from common import UserError
 from prep.coco import import_coco
-from prep.common import UserError
 from prep.dedup import near_pairs, phash
 from prep.tfrecord import read_records, shard_pattern
 from prep.voc import import_voc, voc_xml

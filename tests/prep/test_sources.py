@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from prep.common import UserError
+from common import UserError
 from prep.sources import download, validate_image
 
 
@@ -88,7 +88,7 @@ def test_validate_image(tmp_path):
 
 
 def test_label_map_round_trip(tmp_path):
-    from prep.common import read_label_map, write_label_map
+    from common import read_label_map, write_label_map
 
     write_label_map(tmp_path / "lm.pbtxt", ["myleft", "myright"])
     assert read_label_map(tmp_path / "lm.pbtxt") == {1: "myleft", 2: "myright"}

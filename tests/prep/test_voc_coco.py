@@ -10,8 +10,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from common import UserError
 from prep.coco import export_coco, import_coco
-from prep.common import UserError
 from prep.tfrecord import read_records, shard_pattern
 from prep.voc import export_voc, import_voc, read_voc
 

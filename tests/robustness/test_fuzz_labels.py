@@ -16,7 +16,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from prep.common import UserError  # noqa: E402
+from common import UserError  # noqa: E402
 
 BUDGET = settings(
     max_examples=150,

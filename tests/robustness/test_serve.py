@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from webexport.nodejs import node_ready
+    from common.nodejs import node_ready
 
     if not node_ready():
         pytest.skip("TF.js packages missing (npm ci in webexport/)")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from detect.backends import load_detector
-from detect.detections import Detections, match
+from common.backends import load_detector
+from common.browser import browser_page, chromium_ready
+from common.detections import Detections, match
+from common.nodejs import node_ready
 from prep.tfrecord import read_records, shard_pattern
-from webexport.browser import browser_page, chromium_ready
-from webexport.nodejs import node_ready
 from webexport.serve import serve_in_background
 
 pytestmark = pytest.mark.slow
@@ -101,7 +101,7 @@ def camera_clip(webcam_root, tmp_path_factory):
 
     import cv2
 
-    from webexport.browser import write_y4m
+    from common.browser import write_y4m
 
     root = webcam_root / "subhih-webcam"
     coco = json.loads((root / "annotations.json").read_text())
@@ -124,9 +124,9 @@ def test_page_finds_hands_on_a_webcam_and_keeps_running(camera_clip, tmp_path):
     evaluate's on_face column counts those.)"""
     import numpy as np
 
-    from detect import DEFAULT_MODEL
-    from detect.detections import box_iou
-    from webexport.browser import fake_camera_flags
+    from common import DEFAULT_MODEL
+    from common.browser import fake_camera_flags
+    from common.detections import box_iou
 
     if not chromium_ready() or not node_ready():
         pytest.skip("headless Chromium or the TF.js packages are missing")

@@ -3,7 +3,7 @@
 //   const detector = await hands.load({model: "model/"});
 //   const found = await detector.detect(videoOrImageOrCanvas); // [{bbox:[x,y,w,h], score, label}]
 // The graph returns decoded boxes and per-class scores for every anchor; the non-maximum
-// suppression runs here (as detect/backends.py decode_raw does in Python), which also keeps
+// suppression runs here (as common/backends.py decode_raw does in Python), which also keeps
 // the wasm backend away from the OD API NMS graph it mis-executes.
 (function (global) {
   "use strict";

@@ -1,4 +1,7 @@
-"""Small shared pieces: the user-facing error type, atomic output folders, label maps."""
+"""Pieces every stage uses: the user-facing error type, atomic outputs, the cache folder, label
+maps, the shipped model's path. Submodules: ``detections`` (the one interchange type),
+``backends`` (one detector interface over every exported artifact), ``draw``, ``tfenv``
+(a quiet TensorFlow import), ``nodejs`` and ``browser`` (the Node and headless-Chromium runners)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # Downloads and npm/pip packages the project fetches (env HANDS_CACHE).
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "exported" / "hands_ssd320"  # the shipped model
 CACHE_DIR = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
 MARKER = "summary.json"  # present in every folder this project writes; marks it as replaceable
 

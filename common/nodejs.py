@@ -1,4 +1,5 @@
-"""Run TF.js graph models in Node (``webexport/node/run_graph.mjs``) from Python."""
+"""Run TF.js graph models in Node from Python. The npm packages and the runner script live in
+``webexport/`` (its package.json); this module only drives them."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prep.common import UserError
+from common import UserError
 
-WEB = Path(__file__).resolve().parent
+WEB = Path(__file__).resolve().parent.parent / "webexport"  # package.json, node_modules
 RUNNER = WEB / "node" / "run_graph.mjs"
 
 

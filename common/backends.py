@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect.detections import Detections, nms
-from prep.common import UserError
+from common import UserError
+from common.detections import Detections, nms
 
 ARTIFACTS = {
     "saved_model": "saved_model",
@@ -73,7 +73,7 @@ class SavedModelDetector(Detector):
 
     def __init__(self, model_dir, card, score_threshold=0.0):
         super().__init__(model_dir, card, score_threshold)
-        from prep.tfenv import tf
+        from common.tfenv import tf
 
         self._tf = tf
         try:
@@ -207,7 +207,7 @@ class TFJSNodeDetector(Detector):
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images):
-        from webexport.nodejs import run_graph
+        from common.nodejs import run_graph
 
         images = [self._check(im) for im in images]
         rows, self.last_ms = run_graph(self._dir, images, backend=self._tfjs_backend)
