@@ -3,9 +3,13 @@
     detector = load_detector("exported/hands_ssd320", backend="tflite", num_threads=2)
     detections = detector.detect(rgb_image)        # -> Detections (pixels, scores, classes)
 
-Backends: ``saved_model`` (TensorFlow), ``tflite`` (int8) and ``tflite_fp32`` (ai-edge-litert),
-``tfjs`` / ``tfjs_uint8`` (TF.js in Node, wasm backend as in the browser; for parity tests and
-comparisons).
+Backends: ``saved_model`` (TensorFlow), ``tflite`` (int8) and ``tflite_fp32`` (ai-edge-litert,
+the OD API's TFLite graph with its detection post-processing op), ``tflite_raw`` /
+``tflite_raw_fp32`` (ai-edge-litert on ``litert/``: the raw-output models the browser's LiteRT.js
+runs, decoded and NMS'd here as the page does), ``tfjs`` / ``tfjs_uint8`` (TF.js in Node, wasm
+backend as in the browser; for parity tests and comparisons); ``litertjs`` / ``litertjs_1thread``
+(the demo page's hands.js on LiteRT.js in headless Chromium, threaded or not: batch use only,
+one page for all the images).
 Every backend reads its outputs by name and applies the same score threshold.
 """
 
@@ -26,8 +30,15 @@ ARTIFACTS = {
     "saved_model": "saved_model",
     "tflite": "model_int8.tflite",
     "tflite_fp32": "model_fp32.tflite",
+    "tflite_raw": "litert/model_int8.tflite",
+    "tflite_raw_fp32": "litert/model_fp32.tflite",
     "tfjs": "tfjs",
     "tfjs_uint8": "tfjs_uint8",
+}
+# Run in headless Chromium by the demo page: for parity and comparisons, not for detect's CLIs.
+BROWSER = {
+    "litertjs": "litert/model_int8.tflite",
+    "litertjs_1thread": "litert/model_int8.tflite",
 }
 CARD = "model_card.json"
 
@@ -159,8 +170,20 @@ class TFLiteDetector(Detector):
         ).above(self.score_threshold)
 
 
+def decode_boxes(encodings: np.ndarray, anchors: np.ndarray, scales) -> np.ndarray:
+    """Faster R-CNN box coder: ``[A, 4]`` encodings (ty, tx, th, tw) on centre-size anchors
+    (yc, xc, h, w) -> normalised ``[A, 4]`` yxyx boxes (as webexport/web/hands.js decodes)."""
+    sy, sx, sh, sw = scales
+    yc = encodings[:, 0] / sy * anchors[:, 2] + anchors[:, 0]
+    xc = encodings[:, 1] / sx * anchors[:, 3] + anchors[:, 1]
+    h = np.exp(encodings[:, 2] / sh) * anchors[:, 2]
+    w = np.exp(encodings[:, 3] / sw) * anchors[:, 3]
+    return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1)
+
+
 def decode_raw(
-    raw: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
     labels: dict[int, str],
     width: int,
     height: int,
@@ -169,9 +192,8 @@ def decode_raw(
     max_detections: int,
     min_score: float = 0.05,
 ) -> Detections:
-    """``[A, 4 + K]`` rows of decoded boxes (normalised yxyx) and class scores -> per-class NMS,
-    as the browser does it (webexport/web/hands.js)."""
-    boxes, scores = raw[:, :4], raw[:, 4:]
+    """Every anchor's box (normalised yxyx, ``[A, 4]``) and class scores (``[A, K]``) ->
+    per-class NMS, as the browser does it (webexport/web/hands.js)."""
     keep_boxes, keep_scores, keep_ids = [], [], []
     for c in range(scores.shape[1]):
         idx = np.flatnonzero(scores[:, c] >= min_score)
@@ -189,6 +211,38 @@ def decode_raw(
         width,
         height,
     )
+
+
+class RawTFLiteDetector(TFLiteDetector):
+    """ai-edge-litert on the raw-output model the browser runs (``litert/``): pixels resized
+    to the input, box encodings and scores out, then the same decode + NMS as the page."""
+
+    def __init__(self, model_dir, card, score_threshold=0.0, artifact="tflite_raw", num_threads=1):
+        super().__init__(model_dir, card, score_threshold, artifact, num_threads)
+        path = self.model_dir / "litert" / "anchors.bin"
+        if "litert" not in card or not path.is_file():
+            raise UserError(f"{self.model_dir} has no litert/anchors.bin or no card entry litert")
+        self._anchors = np.fromfile(path, "<f4").reshape(-1, 4)
+        self._scales = card["litert"]["box_coder_scales"]
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        resized = cv2.resize(image, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
+        return resized.astype(self._dtype)[None]  # uint8 pixels (int8 model) or float pixels
+
+    def detect(self, image):
+        image = self._check(image)
+        out = self._runner(**{self._input_name: self.prepare(image)})
+        post = self.card["postprocess"]
+        return decode_raw(
+            decode_boxes(out["box_encodings"][0], self._anchors, self._scales),
+            out["scores"][0],
+            self.labels,
+            image.shape[1],
+            image.shape[0],
+            iou_threshold=post["iou_threshold"],
+            max_detections=post["max_detections"],
+            min_score=max(self.score_threshold, 0.05),
+        ).above(self.score_threshold)
 
 
 class TFJSNodeDetector(Detector):
@@ -214,15 +268,51 @@ class TFJSNodeDetector(Detector):
         post = self.card["postprocess"]
         out = []
         for image, row in zip(images, rows, strict=True):
-            (raw,) = row.values()
+            ((raw,),) = row.values()
             det = decode_raw(
-                raw[0],
+                raw[:, :4],
+                raw[:, 4:],
                 self.labels,
                 image.shape[1],
                 image.shape[0],
                 iou_threshold=post["iou_threshold"],
                 max_detections=post["max_detections"],
                 min_score=max(self.score_threshold, 0.05),
+            )
+            out.append(det.above(self.score_threshold))
+        return out
+
+
+class BrowserDetector(Detector):
+    """hands.js in headless Chromium, on LiteRT.js (``litertjs``: threads, the page's default
+    in an isolated page; ``litertjs_1thread``: the single-threaded fallback)."""
+
+    def __init__(self, model_dir, card, score_threshold=0.0, artifact="litertjs"):
+        super().__init__(model_dir, card, score_threshold)
+        self.backend = artifact
+        self._runtime = "litert" if artifact.endswith("1thread") else "litert-threads"
+
+    def detect(self, image):
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images):
+        from common.browser import hands_js_detections
+
+        images = [self._check(im) for im in images]
+        pages = hands_js_detections(
+            self.model_dir,
+            images,
+            runtime=self._runtime,
+            score_threshold=max(self.score_threshold, 0.05),
+        )
+        out = []
+        for found in pages:
+            xyxy = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in found)]
+            det = Detections(
+                np.array(xyxy, np.float32).reshape(-1, 4),
+                np.array([d["score"] for d in found], np.float32),
+                np.array([d["classId"] for d in found], np.int32),
+                tuple(d["label"] for d in found),
             )
             out.append(det.above(self.score_threshold))
         return out
@@ -241,16 +331,21 @@ def load_detector(
     tfjs_backend: str = "wasm",
 ) -> Detector:
     """The detector for one artifact of an exported model folder."""
-    if backend not in ARTIFACTS:
-        raise UserError(f"unknown backend {backend!r}; choose one of {sorted(ARTIFACTS)}")
+    paths = {**ARTIFACTS, **BROWSER}
+    if backend not in paths:
+        raise UserError(f"unknown backend {backend!r}; choose one of {sorted(paths)}")
     card = read_card(model_dir)
-    if not (Path(model_dir) / ARTIFACTS[backend]).exists():
+    if not (Path(model_dir) / paths[backend]).exists():
         raise UserError(
-            f"{model_dir} has no {ARTIFACTS[backend]} (backend {backend}); it has: "
+            f"{model_dir} has no {paths[backend]} (backend {backend}); it has: "
             f"{', '.join(available(model_dir)) or 'nothing'}"
         )
+    if backend in BROWSER:
+        return BrowserDetector(model_dir, card, score_threshold, backend)
     if backend == "saved_model":
         return SavedModelDetector(model_dir, card, score_threshold)
+    if backend.startswith("tflite_raw"):
+        return RawTFLiteDetector(model_dir, card, score_threshold, backend, num_threads)
     if backend.startswith("tflite"):
         return TFLiteDetector(model_dir, card, score_threshold, backend, num_threads)
     return TFJSNodeDetector(model_dir, card, score_threshold, backend, tfjs_backend)

@@ -81,3 +81,66 @@ def write_y4m(path: str | os.PathLike, frames_bgr: Sequence, fps: int = 10) -> N
             if frame.shape[:2] != (height, width):
                 frame = cv2.resize(frame, (width, height))
             f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+
+
+def hands_js_detections(
+    model_dir: str | os.PathLike,
+    images: Sequence,
+    *,
+    runtime: str = "litert-threads",
+    precision: str = "int8",
+    score_threshold: float = 0.05,
+    chunk: int = 16,
+) -> list[list[dict]]:
+    """The demo page's own detections (``hands.load({runtime, precision})`` then
+    ``detect(img)``) on RGB images, in one headless Chromium page served from 127.0.0.1.
+    Images reach the page as PNG, so it sees the very pixels given here."""
+    import cv2
+    from tqdm import tqdm
+
+    from common.webserver import serve_in_background
+
+    with tempfile.TemporaryDirectory() as tmp:
+        names = []
+        for i, image in enumerate(images):
+            ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise UserError(f"cannot encode image {i} as PNG")
+            names.append(f"{i:06d}.png")
+            with open(os.path.join(tmp, names[-1]), "wb") as f:
+                f.write(png.tobytes())
+        server, url = serve_in_background(model=model_dir, port=0, extra={"media": tmp})
+        try:
+            with browser_page(timeout_s=300) as page:
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"{url}index.html?runtime={runtime}&precision={precision}")
+                page.wait_for_function(
+                    "document.body.dataset.ready === '1' || document.body.dataset.error"
+                )
+                state = page.evaluate("[document.body.dataset.error, window.handsBackend]")
+                if state[0] or errors:
+                    raise UserError(f"the page could not load {runtime}: {state[0] or errors}")
+                found: list[list[dict]] = []
+                bar = tqdm(total=len(names), desc=f"Chromium {runtime}", leave=False)
+                for start in range(0, len(names), chunk):
+                    urls = [f"/media/{n}" for n in names[start : start + chunk]]
+                    found += page.evaluate(
+                        """async ([urls, threshold]) => {
+                            const out = [];
+                            for (const u of urls) {
+                              const img = new Image();
+                              img.src = u;
+                              await img.decode();
+                              out.push(await window.handsDetector.detect(
+                                img, {scoreThreshold: threshold}));
+                            }
+                            return out;
+                        }""",
+                        [urls, score_threshold],
+                    )
+                    bar.update(len(urls))
+                bar.close()
+        finally:
+            server.shutdown()
+    return found

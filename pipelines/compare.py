@@ -92,7 +92,8 @@ def handtrack_detections(images: list[np.ndarray], min_score: float = 0.01) -> l
     for image, row in zip(images, rows, strict=True):
         boxes, scores = row[names[0]][0], row[names[1]][0][:, 1:]  # column 0 is background
         det = decode_raw(
-            np.concatenate([boxes, scores], axis=1),
+            boxes,
+            scores,
             labels,
             image.shape[1],
             image.shape[0],
@@ -110,7 +111,9 @@ ROWS = {
     "saved_model": "ours, SavedModel",
     "tflite": "ours, int8 TFLite",
     "tflite_fp32": "ours, fp32 TFLite",
+    "tflite_raw": "ours, int8 raw TFLite + NumPy NMS",
     "tfjs": "ours, TF.js (Node, wasm)",
+    "litertjs": "ours, LiteRT.js int8 (Chromium page)",
     "handtrack": "handtrack.js ssd320fpnlite",
 }
 

@@ -10,13 +10,21 @@ Writes, atomically, into ``--out``:
 - SSD only: ``model_fp32.tflite`` and ``model_int8.tflite`` (full-integer: int8 weights and
   activations, uint8 input, float outputs from the TFLite detection post-processing op;
   representative images from the training TFRecords), from the OD API's TFLite SSD graph;
+- SSD only: ``litert/``: ``model_int8.tflite`` (uint8 pixels in, int8 kernels only) and
+  ``model_fp32.tflite`` (float pixels in), the network without post-processing: box encodings
+  ``[1, A, 4]`` and sigmoid class scores ``[1, A, K]`` out, plus ``anchors.bin`` (float32
+  ``[A, 4]`` centre-size yc, xc, h, w). LiteRT.js in the browser runs these (it cannot run the
+  TFLite detection post-processing op); the box decoding and NMS run beside it, in JS as in
+  Python (``common.backends.decode_boxes`` / ``decode_raw``);
 - SSD only: ``tfjs/`` (float) and ``tfjs_uint8/`` (uint8-quantised weights) TF.js graph models
   of the network up to decoded boxes and class scores; the page does the NMS (the TF.js wasm
   backend mis-casts float to bool inside the OD API's NMS graph);
+- ``recipe/``, if the folder had one (the training run's configs and results), is kept;
 - ``labels.txt``, ``label_map.pbtxt``, ``pipeline.config`` and ``model_card.json`` (architecture,
   input size, classes, training data and steps, eval metrics, file sizes and parity).
 
-Parity: each artifact's detections on held-out images, matched to the SavedModel's (same class,
+Parity: each artifact's detections on held-out images (``litertjs``: the demo page's own, in
+headless Chromium on LiteRT.js with threads), matched to the SavedModel's (same class,
 box IoU >= 0.9, both at score >= 0.5): the matched fraction and the largest score difference.
 """
 
@@ -33,8 +41,10 @@ import numpy as np
 from tqdm import tqdm
 
 from common import UserError, atomic_dir, fail, read_label_map
-from common.backends import ARTIFACTS, CARD, load_detector
+from common.backends import ARTIFACTS, BROWSER, CARD, load_detector
+from common.browser import chromium_ready
 from common.detections import match
+from common.nodejs import node_ready
 from pipelines import config as cfg
 from pipelines.odapi import tf
 from prep.tfrecord import read_records
@@ -147,6 +157,61 @@ def export_tflite(proto, model, out: Path, representative: list[np.ndarray]) -> 
                 ]
                 converter.inference_input_type = tf.uint8
             (out / name).write_bytes(converter.convert())
+
+
+class _EncodedSSD(tf.Module):
+    """Pixels (float 0-255, ``[1, H, W, 3]`` at the model's input size) -> box encodings and
+    sigmoid class scores of every anchor: the network with no post-processing."""
+
+    def __init__(self, proto, model):
+        super().__init__()
+        self.model = model
+        _, self._score_fn = post_processing_builder.build(proto.model.ssd.post_processing)
+
+    def serve(self, pixels):
+        p = self.model.predict(pixels / 127.5 - 1.0, true_image_shapes=None)
+        scores = self._score_fn(p["class_predictions_with_background"])[:, :, 1:]
+        return {"box_encodings": p["box_encodings"], "scores": scores}
+
+    def anchors(self, height: int, width: int) -> np.ndarray:
+        """The anchors as centre-size rows (yc, xc, h, w), normalised."""
+        p = self.model.predict(tf.zeros([1, height, width, 3]), true_image_shapes=None)
+        y0, x0, y1, x1 = np.split(p["anchors"].numpy().astype(np.float32), 4, axis=1)
+        return np.concatenate([(y0 + y1) / 2, (x0 + x1) / 2, y1 - y0, x1 - x0], axis=1)
+
+
+def export_litert(proto, model, out: Path, representative: list[np.ndarray]) -> dict:
+    """``litert/``: the raw-output models and the anchors; returns the card's ``litert`` entry."""
+    height, width = cfg.input_size(proto)
+    module = _EncodedSSD(proto, model)
+    fn = tf.function(
+        module.serve,
+        input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="pixels")],
+    )
+    folder = out / "litert"
+    folder.mkdir()
+    anchors = module.anchors(height, width)
+    (folder / "anchors.bin").write_bytes(anchors.astype("<f4").tobytes())
+    pixels = [((im + 1.0) * 127.5).astype(np.float32) for im in representative]
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures=fn.get_concrete_function())
+        for name, int8 in (("model_fp32.tflite", False), ("model_int8.tflite", True)):
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            if int8:
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = lambda: ([im] for im in pixels)
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.inference_input_type = tf.uint8
+            (folder / name).write_bytes(converter.convert())
+    coder = proto.model.ssd.box_coder.faster_rcnn_box_coder
+    return {
+        "anchors": len(anchors),
+        "box_coder_scales": [coder.y_scale, coder.x_scale, coder.height_scale, coder.width_scale],
+        "outputs": {
+            "box_encodings": [1, len(anchors), 4],
+            "scores": [1, len(anchors), cfg.num_classes(proto)],
+        },
+    }
 
 
 class _RawSSD(tf.Module):
@@ -266,20 +331,24 @@ def export(
     model, checkpoint = restore(proto, checkpoint_dir)
     stages = ["saved_model"] + (["tflite", "tfjs"] if arch == "ssd" else [])
     stages = [s for s in stages if s in formats]
-    notes = []
+    notes, litert = [], None
     if arch != "ssd":
         notes.append(
             "TFLite and TF.js are exported for SSD only: the OD API's TFLite export "
             "supports SSD and CenterNet, not Faster/Mask R-CNN"
         )
     with atomic_dir(out, marker=CARD) as tmp:
+        if (out / "recipe").is_dir():  # the run's configs and results, kept across re-exports
+            shutil.copytree(out / "recipe", tmp / "recipe")
         bar = tqdm(stages, desc="export", unit="artifact")
         for stage in bar:
             bar.set_postfix_str(stage)
             if stage == "saved_model":
                 export_saved_model(proto, checkpoint_dir, tmp / "saved_model")
             elif stage == "tflite":
-                export_tflite(proto, model, tmp, representative_images(proto, representative))
+                calibration = representative_images(proto, representative)
+                export_tflite(proto, model, tmp, calibration)
+                litert = export_litert(proto, model, tmp, calibration)
             else:
                 export_tfjs(proto, model, tmp)
         (tmp / "checkpoint").mkdir()
@@ -294,6 +363,7 @@ def export(
             "input_size": list(cfg.input_size(proto)),
             "labels": {str(k): v for k, v in sorted(labels.items())},
             "postprocess": post,
+            **({"litert": litert} if litert else {}),
             "training": {
                 "checkpoint": Path(checkpoint).name,
                 "steps": step_of(checkpoint),
@@ -306,18 +376,20 @@ def export(
         }
         (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")  # loaders need it for parity
         backends = [b for b in ARTIFACTS if b != "saved_model" and (tmp / ARTIFACTS[b]).exists()]
-        from common.nodejs import node_ready
-
+        if (tmp / BROWSER["litertjs"]).exists():
+            backends.append("litertjs")  # the page's default runtime, in headless Chromium
         if not node_ready():
-            skipped = [b for b in backends if b.startswith("tfjs")]
+            skipped = [b for b in backends if b.startswith(("tfjs", "litertjs"))]
             backends = [b for b in backends if b not in skipped]
             if skipped:
-                notes.append(f"parity of {', '.join(skipped)} not measured: Node/TF.js missing")
+                notes.append(f"parity of {', '.join(skipped)} not measured: npm packages missing")
+        if "litertjs" in backends and not chromium_ready():
+            backends.remove("litertjs")
+            notes.append("parity of litertjs not measured: headless Chromium missing")
         card["parity"] = parity(tmp, held_out_images(proto, parity_images), backends)
+        files = [*ARTIFACTS.values(), "litert/anchors.bin"]
         card["files_mb"] = {
-            ARTIFACTS[b]: round(_size(tmp / ARTIFACTS[b]) / 2**20, 2)
-            for b in ARTIFACTS
-            if (tmp / ARTIFACTS[b]).exists()
+            f: round(_size(tmp / f) / 2**20, 2) for f in files if (tmp / f).exists()
         }
         int8 = card["parity"].get("tflite", {}).get("matched_fraction")
         card["int8_keeps_detections"] = None if int8 is None else int8 >= INT8_KEEP

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from webexport.serve import serve_in_background
+from common.webserver import serve_in_background
 
 ROOT = Path(__file__).resolve().parents[2]
 

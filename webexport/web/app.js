@@ -1,4 +1,6 @@
-// The demo page: webcam or a chosen video/image, boxes drawn over it, FPS shown.
+// The demo page: webcam or a chosen video/image, boxes drawn over it, FPS and runtime shown.
+// ?runtime=auto|litert-threads|litert|tfjs picks the runtime (the select reloads with it);
+// ?precision=fp32 runs LiteRT.js's float model; ?variant=tfjs_uint8/model.json another TF.js one.
 // ?image=<url> runs once on that image and exposes window.handsResult (used by the tests);
 // ?camera=1 starts the webcam at once. While a stream runs, window.handsStats counts the frames
 // processed and those with a hand, and keeps the last frame's detections.
@@ -61,10 +63,20 @@
   }
 
   try {
-    detector = await hands.load({ model: params.get("model") || "model/",
-                                  variant: params.get("variant") || undefined });
-    $("status").textContent = `model ready (${tf.getBackend()}, ` +
-      `${self.crossOriginIsolated ? "threads" : "single thread"})`;
+    $("runtime").value = params.get("runtime") || "auto";
+    $("runtime").onchange = () => {
+      params.set("runtime", $("runtime").value);
+      location.search = params.toString();
+    };
+    detector = window.handsDetector = await hands.load({
+      model: params.get("model") || "model/",
+      runtime: params.get("runtime") || "auto",
+      precision: params.get("precision") || undefined,
+      variant: params.get("variant") || undefined,
+    });
+    $("status").textContent = `model ready: ${detector.detail}`;
+    $("status").title = detector.notes.join("\n");
+    document.body.dataset.runtime = detector.runtime;
   } catch (err) {
     $("status").textContent = `could not load the model: ${err.message}`;
     document.body.dataset.error = err.message;
@@ -89,7 +101,7 @@
 
   if (params.get("image")) {
     window.handsResult = await runImage(params.get("image"));
-    window.handsBackend = tf.getBackend();
+    window.handsBackend = detector.runtime;
   }
   document.body.dataset.ready = "1";
   if (params.get("camera") === "1") startCamera();

@@ -1,51 +1,115 @@
-// ms/frame of our model (hands.js) and of handtrack.js's ssd320fpnlite, same page, same image,
-// same backend. handtrack.js's per-frame work is reproduced: graph to its two raw outputs,
-// read back, per-anchor max score, NMS.
+// The browser bench: every runtime of ours (hands.js) and handtrack.js, in ONE page, on the
+// same frames, interleaved: each round runs every contender in turn (the starting contender
+// rotates), the first `warmup` rounds are dropped.
+//   ?image=<url>  a still frame: detect() latency (resize + model + decode + NMS)
+//   ?video=<url>  a looping video: end-to-end frames per second (the current frame decoded by
+//                 the browser, resize, model, NMS, boxes drawn on a canvas)
+//   ?htj=<model.json> handtrack.js's graph; &rounds=, &reps= (calls per turn), &warmup=
+// Results land in window.benchResult.
 (async function () {
   "use strict";
   const p = new URLSearchParams(location.search);
-  const n = +(p.get("n") || 20);
-  const backend = p.get("backend") || "wasm";
+  const rounds = +(p.get("rounds") || 20), reps = +(p.get("reps") || 3);
+  const warmup = +(p.get("warmup") || 2);
   const out = document.getElementById("out");
-  try {
-    const img = new Image();
-    img.src = p.get("image");
-    await img.decode();
-    const ours = await hands.load({ model: "model/", backend });
-    const timeIt = async (fn) => {
-      for (let i = 0; i < 3; i++) await fn();
-      const t = performance.now();
-      for (let i = 0; i < n; i++) await fn();
-      return (performance.now() - t) / n;
+  const canvas = document.getElementById("view"), ctx = canvas.getContext("2d");
+
+  function draw(source, found) {
+    const w = source.videoWidth || source.naturalWidth, h = source.videoHeight || source.naturalHeight;
+    if (canvas.width !== w) { canvas.width = w; canvas.height = h; }
+    ctx.drawImage(source, 0, 0, w, h);
+    ctx.strokeStyle = "#f43f5e"; ctx.lineWidth = 3;
+    for (const d of found) ctx.strokeRect(...d.bbox);
+  }
+
+  // handtrack.js's own per-frame work: its graph (it resizes inside) to its raw outputs, read
+  // back, best class per anchor, TF.js NMS, boxes scaled to the frame.
+  function handtrack(model) {
+    const nodes = ["StatefulPartitionedCall/Postprocessor/Slice",
+                   "StatefulPartitionedCall/Postprocessor/ExpandDims_1"];
+    return async (source) => {
+      const x = tf.tidy(() => tf.browser.fromPixels(source).expandDims(0).toInt());
+      const [scores, boxes] = await model.executeAsync(x, nodes);
+      const s = await scores.data(), b = await boxes.data();
+      const [, anchors, classes] = scores.shape;
+      const best = new Float32Array(anchors);
+      for (let a = 0; a < anchors; a++) {
+        let m = 0;
+        for (let c = 0; c < classes; c++) m = Math.max(m, s[a * classes + c]);
+        best[a] = m;
+      }
+      const keep = await tf.image.nonMaxSuppressionAsync(
+        tf.tensor2d(b, [anchors, 4]), best, 20, 0.2, 0.6);  // its defaults
+      const idx = await keep.data();
+      const w = source.videoWidth || source.naturalWidth, h = source.videoHeight || source.naturalHeight;
+      const found = Array.from(idx, (i) => ({ bbox: [b[i * 4 + 1] * w, b[i * 4] * h,
+        (b[i * 4 + 3] - b[i * 4 + 1]) * w, (b[i * 4 + 2] - b[i * 4]) * h], score: best[i] }));
+      tf.dispose([x, scores, boxes, keep]);
+      return found;
     };
-    const result = { backend: tf.getBackend(), threads: self.crossOriginIsolated, n };
-    result.ours = await timeIt(() => ours.detect(img));
-    if (p.get("htj")) {
-      const htj = await tf.loadGraphModel(p.get("htj"));
-      const nodes = ["StatefulPartitionedCall/Postprocessor/Slice",
-                     "StatefulPartitionedCall/Postprocessor/ExpandDims_1"];
-      result.handtrack = await timeIt(async () => {
-        const x = tf.tidy(() => tf.browser.fromPixels(img).expandDims(0).toInt());
-        const [scores, boxes] = await htj.executeAsync(x, nodes);
-        const s = await scores.data();
-        const b = await boxes.data();
-        const [, anchors, classes] = scores.shape;
-        const best = new Float32Array(anchors);
-        for (let a = 0; a < anchors; a++) {
-          let m = 0;
-          for (let c = 0; c < classes; c++) m = Math.max(m, s[a * classes + c]);
-          best[a] = m;
-        }
-        const keep = await tf.image.nonMaxSuppressionAsync(
-          tf.tensor2d(b, [anchors, 4]), best, 20, 0.2, 0.6);
-        await keep.data();
-        tf.dispose([x, scores, boxes, keep]);
-      });
+  }
+
+  const quantiles = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const q = (f) => { const i = (s.length - 1) * f, lo = Math.floor(i);
+                       return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo); };
+    return { median: q(0.5), q1: q(0.25), q3: q(0.75), n: s.length };
+  };
+
+  try {
+    const video = Boolean(p.get("video"));
+    let source;
+    if (video) {
+      source = document.getElementById("video");
+      source.src = p.get("video");
+      source.loop = true; source.muted = true;
+      await source.play();
+    } else {
+      source = new Image();
+      source.src = p.get("image");
+      await source.decode();
     }
-    window.benchResult = result;
-    out.textContent = JSON.stringify(result, null, 2);
+    // TF.js first, so handtrack.js finds the global tf that our tfjs runtime loads
+    const specs = [
+      ["ours tfjs wasm", { runtime: "tfjs" }],
+      ["ours litert-threads int8", { runtime: "litert-threads" }],
+      ["ours litert int8 (1 thread)", { runtime: "litert" }],
+      ["ours litert-threads fp32", { runtime: "litert-threads", precision: "fp32" }],
+    ];
+    const contenders = [];
+    for (const [name, o] of specs) {
+      const det = await hands.load(Object.assign({ model: "model/" }, o));
+      contenders.push({ name, detail: det.detail, fn: (s) => det.detect(s) });
+    }
+    if (p.get("htj")) {
+      const model = await tf.loadGraphModel(p.get("htj"));
+      contenders.push({ name: "handtrack.js ssd320fpnlite", detail: "TF.js wasm", fn: handtrack(model) });
+    }
+    const times = contenders.map(() => []);
+    for (let r = 0; r < rounds + warmup; r++) {
+      for (let k = 0; k < contenders.length; k++) {
+        const i = (r + k) % contenders.length;
+        const t0 = performance.now();
+        for (let j = 0; j < reps; j++) {
+          const t1 = performance.now();
+          const found = await contenders[i].fn(source);
+          if (video) draw(source, found);
+          else if (r >= warmup) times[i].push(performance.now() - t1);
+        }
+        if (video && r >= warmup) times[i].push(reps / ((performance.now() - t0) / 1000));
+      }
+      out.textContent = `round ${r + 1}/${rounds + warmup}`;
+    }
+    window.benchResult = {
+      mode: video ? "video_fps" : "detect_ms",
+      isolated: self.crossOriginIsolated,
+      rounds, reps, warmup,
+      rows: contenders.map((c, i) => Object.assign({ name: c.name, detail: c.detail },
+                                                   quantiles(times[i]))),
+    };
+    out.textContent = JSON.stringify(window.benchResult, null, 2);
   } catch (err) {
-    window.benchResult = { error: err.message };
-    out.textContent = err.message;
+    window.benchResult = { error: `${err.message}` };
+    out.textContent = err.stack || err.message;
   }
 })();

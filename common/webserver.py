@@ -1,0 +1,113 @@
+"""The browser demo's origin: 127.0.0.1 with the headers wasm threads need (COOP/COEP).
+
+Everything comes from this origin: ``/`` the page (webexport/web), ``/model/`` the exported
+model folder, ``/vendor/`` TF.js, LiteRT.js and their wasm binaries from
+webexport/node_modules (npm ci).
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import unquote, urlsplit
+
+from common import DEFAULT_MODEL, UserError
+
+WEB = Path(__file__).resolve().parent.parent / "webexport"  # the page and its npm packages
+TFJS = WEB / "node_modules" / "@tensorflow"
+LITERT = WEB / "node_modules" / "@litertjs"
+VENDOR = {
+    "tf.min.js": TFJS / "tfjs" / "dist" / "tf.min.js",
+    "tf-backend-wasm.min.js": TFJS / "tfjs-backend-wasm" / "dist" / "tf-backend-wasm.min.js",
+    **{p.name: p for p in (TFJS / "tfjs-backend-wasm" / "dist").glob("*.wasm")},
+    # ES modules named by the page's import map, and the runtime's wasm builds
+    "litertjs/core/index.js": LITERT / "core" / "dist" / "index.js",
+    "litertjs/wasm-utils/index.js": LITERT / "wasm-utils" / "dist" / "index.js",
+    **{f"litertjs/wasm/{p.name}": p for p in (LITERT / "core" / "wasm").glob("*")},
+}
+
+
+MISSING = "/nonexistent"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    routes: ClassVar[dict[str, Path]] = {}
+    isolate: ClassVar[bool] = True  # COOP/COEP: cross-origin isolation, so wasm threads
+    extensions_map: ClassVar[dict[str, str]] = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".json": "application/json",
+    }
+
+    def translate_path(self, path: str) -> str:
+        """Only files under the served folders, after resolving links and ``..``: anything
+        else (absolute or encoded remainders, links out of a folder) is a missing file."""
+        path = unquote(urlsplit(path).path)
+        if path.startswith("/vendor/"):
+            target = VENDOR.get(path.removeprefix("/vendor/"))
+            return str(target) if target else MISSING
+        for prefix, folder in sorted(self.routes.items(), key=lambda kv: -len(kv[0])):
+            if path.startswith(prefix):
+                root = folder.resolve()
+                target = (root / path.removeprefix(prefix).lstrip("/")).resolve()
+                if target != root and root not in target.parents:
+                    return MISSING
+                return str(target)
+        return MISSING
+
+    def list_directory(self, path):
+        self.send_error(404, "no directory listings")
+        return None
+
+    def send_head(self):
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        if host not in LOCAL_HOSTS:  # a DNS-rebinding page names its own host here
+            self.send_error(421, "unexpected Host header")
+            return None
+        return super().send_head()
+
+    def end_headers(self):
+        if self.isolate:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def make_server(
+    model: Path = DEFAULT_MODEL,
+    port: int = 8000,
+    extra: dict[str, Path] | None = None,
+    isolate: bool = True,
+) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """A server bound to 127.0.0.1 (port 0: any free port) and its base URL. ``isolate=False``
+    leaves out COOP/COEP, as a host without those headers would (no wasm threads)."""
+    model = Path(model)
+    runnable = (model / "litert" / "model_int8.tflite", model / "tfjs" / "model.json")
+    if not (model / "model_card.json").is_file() or not any(p.is_file() for p in runnable):
+        raise UserError(
+            f"{model} has no browser model (litert/model_int8.tflite or tfjs/model.json); "
+            "export one with python -m pipelines.export"
+        )
+    if not VENDOR["tf.min.js"].is_file() or not VENDOR["litertjs/core/index.js"].is_file():
+        raise UserError(f"TF.js or LiteRT.js packages missing: run `npm ci` in {WEB}")
+    routes = {"/model/": model, "/": WEB / "web"}
+    routes.update({f"/{k.strip('/')}/": Path(v) for k, v in (extra or {}).items()})
+    handler = type("RoutedHandler", (Handler,), {"routes": routes, "isolate": isolate})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def serve_in_background(**kwargs) -> tuple[http.server.ThreadingHTTPServer, str]:
+    server, url = make_server(**kwargs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, url
