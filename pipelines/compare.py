@@ -5,7 +5,9 @@ side, and the false detections per image on images that show a face.
     python -m pipelines.compare --records "ego=data/hands4/eval.record-*" --rows tflite,handtrack
 
 Rows (``--rows``, default all): our model through each exported artifact (``saved_model``,
-``tflite`` int8, ``tflite_fp32``, ``tfjs`` in Node) and ``handtrack`` (handtrack.js 0.1.5's
+``tflite`` int8, ``tflite_fp32``, ``tflite_raw`` (the browser's int8 model, decoded in NumPy),
+``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium) and
+``handtrack`` (handtrack.js 0.1.5's
 ssd320fpnlite, its own TF.js graph run in Node: its raw boxes and class scores, decoded by the
 same per-class NMS as ours, hand-pose classes (open, closed, pinch, point) merged into "hand",
 face and fingertip classes left out). TF.js runs on the wasm backend (15x the speed of Node's

@@ -132,10 +132,13 @@ def configure(
     from_scratch: bool = False,
     learning_rate: float | None = None,
     weights: dict[str, float] | None = None,
+    input_size: int | None = None,
 ) -> Pipeline:
     """Fill a template for a dataset folder written by prep (label map, records, class count).
     For a ``prep.mix`` folder, ``weights`` (default 1 each) sets how often each source is
-    sampled in training, and every source gets its own eval reader."""
+    sampled in training, and every source gets its own eval reader. ``input_size`` (SSD: a
+    multiple of 32 from 128) is the square the model resizes images to; the weights do not
+    depend on it, so any size fine-tunes from any other's checkpoint."""
     if model not in TEMPLATES:
         raise UserError(f"--model must be one of {sorted(TEMPLATES)}")
     proto = load(TEMPLATES[model])
@@ -169,6 +172,8 @@ def configure(
         if learning_rate is not None:
             schedule.learning_rate_base = learning_rate
             schedule.warmup_learning_rate = min(schedule.warmup_learning_rate, learning_rate)
+    if input_size is not None:
+        set_input_size(proto, input_size)
     if checkpoint is not None:
         train.fine_tune_checkpoint = checkpoint
         if restores_full(checkpoint):
@@ -271,6 +276,15 @@ def _cosine(proto: Pipeline):
         if lr.WhichOneof("learning_rate") == "cosine_decay_learning_rate"
         else None
     )
+
+
+def set_input_size(proto: Pipeline, size: int) -> None:
+    resizer = getattr(proto.model, meta_arch(proto)).image_resizer
+    if resizer.WhichOneof("image_resizer_oneof") != "fixed_shape_resizer":
+        raise UserError("--input-size applies to fixed-size (SSD) models only")
+    if size < 128 or size % 32:
+        raise UserError(f"--input-size must be a multiple of 32, at least 128 (got {size})")
+    resizer.fixed_shape_resizer.height = resizer.fixed_shape_resizer.width = size
 
 
 def input_size(proto: Pipeline) -> tuple[int, int]:

@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps", type=int)
     p.add_argument("--learning-rate", type=float, help="cosine schedule base rate")
+    p.add_argument(
+        "--input-size", type=int, help="SSD: square input side (multiple of 32; template 320)"
+    )
     p.add_argument("--checkpoint", help="fine_tune_checkpoint prefix (e.g. .../ckpt-0)")
     p.add_argument("--from-scratch", action="store_true", help="no fine-tune checkpoint")
     p.add_argument(
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             from_scratch=args.from_scratch,
             learning_rate=args.learning_rate,
             weights=args.weights,
+            input_size=args.input_size,
         )
         config.check(proto, source=str(args.out), need_eval=True)
         config.save(proto, args.out)

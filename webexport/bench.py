@@ -92,6 +92,7 @@ def table(results: dict) -> str:
     )
     lines.append("")
     lines.append("detect() on a 1280x720 frame (resize + model + decode + NMS)")
+    lines.append("")
     lines.append("| runtime | what runs | median ms | IQR ms | FPS | x handtrack.js FPS |")
     lines.append("|---|---|---|---|---|---|")
     for r in det["rows"]:
@@ -101,6 +102,7 @@ def table(results: dict) -> str:
         )
     lines.append("")
     lines.append("end to end on a playing 1280x720 video (frame + resize + model + NMS + draw)")
+    lines.append("")
     lines.append("| runtime | median FPS | IQR FPS | x handtrack.js |")
     lines.append("|---|---|---|---|")
     for r in vid["rows"]:

@@ -1,0 +1,37 @@
+"""The browser bench runs end to end on a short sample (one round) and prints its table; the
+figures are not asserted (speed is the bench's business, not the tests')."""
+
+from __future__ import annotations
+
+import pytest
+
+from common import DEFAULT_MODEL
+from common.browser import chromium_ready
+from common.nodejs import node_ready
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_interleaves_every_runtime_and_handtrack_in_one_page(handtrackjs_package):
+    from webexport.bench import bench, table
+
+    if not chromium_ready() or not node_ready():
+        pytest.skip("headless Chromium or the npm packages are missing")
+    results = bench(DEFAULT_MODEL, rounds=2, reps=1, warmup=0)
+    names = [
+        "ours tfjs wasm",
+        "ours litert-threads int8",
+        "ours litert int8 (1 thread)",
+        "ours litert-threads fp32",
+        "handtrack.js ssd320fpnlite",
+    ]
+    for mode in ("detect_ms", "video_fps"):
+        rows = results[mode]["rows"]
+        assert [r["name"] for r in rows] == names
+        assert all(r["n"] == 2 and r["q1"] <= r["median"] <= r["q3"] for r in rows), rows
+    details = {r["name"]: r["detail"] for r in results["detect_ms"]["rows"]}
+    assert "threads" in details["ours litert-threads int8"]
+    assert "1 thread," in details["ours litert int8 (1 thread)"]
+    assert results["detect_ms"]["isolated"] is True
+    printed = table(results)
+    assert printed.count("| handtrack.js ssd320fpnlite |") == 2 and "target >= 5x" in printed
