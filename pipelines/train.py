@@ -8,15 +8,23 @@ Built on the OD API's own ``model_lib_v2`` pieces (model builder, ``inputs.train
 ``eager_train_step``, ``load_fine_tune_checkpoint``), without ``model_main_tf2``'s 100-step
 blocks, so the step count is exact and every step shows. Re-running the same command after a
 kill continues from the last checkpoint in ``--model-dir``.
+
+The same command trains on several devices or machines (pipelines/distribute.py chooses the
+strategy as ``model_main_tf2`` does: every local GPU, ``--num-workers`` with TF_CONFIG,
+``--tpu``); ``--batch-size`` is the global batch. Only the chief writes checkpoints, summaries
+and the as-run config into ``--model-dir`` (a folder every worker can read, to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +34,7 @@ from tqdm import tqdm
 from common import UserError, atomic_write_bytes, fail
 from pipelines import config as cfg
 from pipelines import fast_input
+from pipelines.distribute import CONNECT_TIMEOUT_S, Cluster, make_strategy
 from pipelines.odapi import tf
 
 from object_detection import inputs, model_lib_v2
@@ -58,8 +67,14 @@ class Trainer:
         from_scratch: bool = False,
         max_to_keep: int = 3,
         fast_decode: bool = True,
+        strategy: tf.distribute.Strategy | None = None,
+        cluster: Cluster | None = None,
+        seed: int | None = None,
     ):
         self.model_dir = Path(model_dir)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.cluster = cluster
+        self.is_chief = cluster is None or cluster.is_chief
         proto = cfg.load(pipeline)
         if steps is not None:
             if steps < 1:
@@ -84,32 +99,72 @@ class Trainer:
         configs = config_util.create_configs_from_pipeline_proto(proto)
         self.model_config, self.train_config = configs["model"], configs["train_config"]
         config_util.update_fine_tune_checkpoint_type(self.train_config)
-        self.model = model_builder.build(self.model_config, is_training=True, add_summaries=False)
-        min_side = fast_input.model_min_side(self.model_config) if fast_decode else 0
-        scaled = fast_input.scaled_jpeg_decoding(min_side) if min_side else contextlib.nullcontext()
-        with scaled:
-            self.dataset = inputs.train_input(
-                self.train_config,
-                configs["train_input_config"],
-                self.model_config,
-                model=self.model,
-            ).repeat()
-        self.global_step = tf.Variable(0, trainable=False, dtype=tf.int64, name="global_step")
-        self.optimizer, (lr,) = optimizer_builder.build(
-            self.train_config.optimizer, global_step=self.global_step
-        )
+        replicas = self.strategy.num_replicas_in_sync
+        if self.train_config.batch_size % replicas:
+            raise UserError(
+                f"batch size {self.train_config.batch_size} (the global batch) must be a "
+                f"multiple of the {replicas} replicas"
+            )
+        self.notes = []
+        self.shard_by_file = self._shard_by_file(configs["train_input_config"])
+        if cluster is not None:
+            # Workers sharding by file must shuffle the file list alike (the OD API shuffles
+            # before sharding); workers reading every file must not draw the same batches.
+            seed = (seed or 0) + (0 if self.shard_by_file else cluster.task_index)
+        if seed is not None:
+            tf.random.set_seed(seed)
+        with self.strategy.scope():
+            self.model = model_builder.build(
+                self.model_config, is_training=True, add_summaries=False
+            )
+            min_side = fast_input.model_min_side(self.model_config) if fast_decode else 0
+
+            def dataset_fn(context: tf.distribute.InputContext):
+                if not self.shard_by_file:
+                    context = _BatchOnly(context)
+                scaled = (
+                    fast_input.scaled_jpeg_decoding(min_side)
+                    if min_side
+                    else contextlib.nullcontext()
+                )
+                with scaled:
+                    return inputs.train_input(
+                        self.train_config,
+                        configs["train_input_config"],
+                        self.model_config,
+                        model=self.model,
+                        input_context=context,
+                    ).repeat()
+
+            self.dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+            self.global_step = tf.Variable(
+                0,
+                trainable=False,
+                dtype=tf.int64,
+                name="global_step",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            self.optimizer, (lr,) = optimizer_builder.build(
+                self.train_config.optimizer, global_step=self.global_step
+            )
+            self.checkpoint = tf.train.Checkpoint(
+                step=self.global_step, model=self.model, optimizer=self.optimizer
+            )
         self.learning_rate = lr if callable(lr) else (lambda: lr)
-        self.checkpoint = tf.train.Checkpoint(
-            step=self.global_step, model=self.model, optimizer=self.optimizer
+        # Every worker saves (the save is collective); only the chief's copy is kept.
+        self.save_dir = (
+            self.model_dir
+            if self.is_chief
+            else Path(tempfile.mkdtemp(prefix=f"hands-train-worker{cluster.task_index}-"))
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.model_dir), max_to_keep=max_to_keep
+            self.checkpoint, str(self.save_dir), max_to_keep=max_to_keep
         )
         tc = self.train_config
         clip = tc.gradient_clipping_by_norm if tc.gradient_clipping_by_norm > 0 else None
+        strategy = self.strategy
 
-        @tf.function
-        def step_fn(features, labels):
+        def replica_step(features, labels):
             losses = model_lib_v2.eager_train_step(
                 self.model,
                 features,
@@ -119,14 +174,47 @@ class Trainer:
                 training_step=self.global_step,
                 add_regularization_loss=tc.add_regularization_loss,
                 clip_gradients_value=clip,
+                num_replicas=strategy.num_replicas_in_sync,  # each replica's share of the mean
             )
             self.global_step.assign_add(1)
             return losses
 
+        @tf.function
+        def step_fn(features, labels):
+            per_replica = strategy.run(replica_step, args=(features, labels))
+            return {  # one reduce per loss, as model_lib_v2 does (a dict fails multi-worker)
+                k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()
+            }
+
         self.step = step_fn
+
+    def _shard_by_file(self, reader) -> bool:
+        """Workers split the training files when every pattern has a file for each of them;
+        otherwise each worker reads every file in its own random order (and says so)."""
+        pipelines = len(self.cluster.workers) if self.cluster else 1
+        if pipelines == 1:
+            return True
+        few = {
+            p: n
+            for p in reader.tf_record_input_reader.input_path
+            if (n := len(glob.glob(p))) < pipelines
+        }
+        if few:
+            listed = ", ".join(f"{p} ({n})" for p, n in few.items())
+            self.notes.append(
+                f"fewer record files than the {pipelines} workers in {listed}: every worker "
+                "reads all the files in its own random order instead of its share of them "
+                "(write more shards to split them by file)"
+            )
+        return not few
 
     def restore(self) -> int:
         """Resume from the model dir, else load the fine-tune checkpoint; return the start step."""
+        with self.strategy.scope():
+            return self._restore()
+
+    def _restore(self) -> int:
         if self.latest:
             earlier = sorted(
                 (p.with_suffix("") for p in self.model_dir.glob("ckpt-*.index")),
@@ -158,12 +246,22 @@ class Trainer:
         self, checkpoint_every: int = 500, summary_every: int = 10, quiet: bool = False
     ) -> dict:
         """Train to ``total_steps``; checkpoint every N steps, at the end and on Ctrl-C."""
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(self.proto, self.model_dir / AS_RUN_CONFIG)
+        if self.is_chief:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.proto, self.model_dir / AS_RUN_CONFIG)
+        quiet = quiet or not self.is_chief
+        for note in self.notes if not quiet else ():
+            print(f"note: {note}", file=sys.stderr)
         start = self.restore()
         if start >= self.total_steps:
+            if not self.is_chief:
+                shutil.rmtree(self.save_dir, ignore_errors=True)
             return {"start_step": start, "step": start, "steps_run": 0, "seconds": 0.0}
-        writer = tf.summary.create_file_writer(str(self.model_dir / "train"))
+        writer = (
+            tf.summary.create_file_writer(str(self.model_dir / "train"))
+            if self.is_chief
+            else tf.summary.create_noop_writer()
+        )
         iterator = iter(self.dataset)
         bar = tqdm(
             total=self.total_steps,
@@ -209,8 +307,10 @@ class Trainer:
                 signal.signal(signal.SIGINT, handler)
             bar.close()
             writer.flush()
-        if self.manager.latest_checkpoint != str(self.model_dir / f"ckpt-{step}"):
+        if self.manager.latest_checkpoint != str(self.save_dir / f"ckpt-{step}"):
             self.manager.save(checkpoint_number=step)
+        if not self.is_chief:
+            shutil.rmtree(self.save_dir, ignore_errors=True)
         elapsed = time.perf_counter() - t0
         timed = step - timed_from
         result = {
@@ -220,13 +320,28 @@ class Trainer:
             "seconds": round(elapsed, 2),
             "s_per_step": round((time.perf_counter() - timed_t) / timed, 4) if timed else None,
             "batch_size": self.train_config.batch_size,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "workers": len(self.cluster.workers) if self.cluster else 1,
             "losses": {k: round(float(v), 5) for k, v in losses.items()},
-            "checkpoint": self.manager.latest_checkpoint,
+            "checkpoint": str(self.model_dir / f"ckpt-{step}"),
         }
-        atomic_write_bytes(
-            self.model_dir / "train_result.json", (json.dumps(result, indent=2) + "\n").encode()
-        )
+        if self.is_chief:
+            atomic_write_bytes(
+                self.model_dir / "train_result.json",
+                (json.dumps(result, indent=2) + "\n").encode(),
+            )
         return result
+
+
+class _BatchOnly:
+    """An input context that keeps the per-replica batch size but does not shard files."""
+
+    def __init__(self, context: tf.distribute.InputContext):
+        self._context = context
+        self.num_input_pipelines, self.input_pipeline_id = 1, 0
+
+    def get_per_replica_batch_size(self, global_batch_size: int) -> int:
+        return self._context.get_per_replica_batch_size(global_batch_size)
 
 
 def train(
@@ -240,7 +355,19 @@ def train(
     checkpoint_every=500,
     quiet=False,
     fast_decode=True,
+    num_workers=1,
+    tpu=None,
+    cpu_replicas=0,
+    connect_timeout=CONNECT_TIMEOUT_S,
+    seed=None,
 ) -> dict:
+    """Train under the strategy the flags choose (pipelines/distribute.py)."""
+    strategy, cluster = make_strategy(
+        num_workers=num_workers,
+        tpu=tpu,
+        cpu_replicas=cpu_replicas,
+        connect_timeout_s=connect_timeout,
+    )
     trainer = Trainer(
         pipeline,
         model_dir,
@@ -249,6 +376,9 @@ def train(
         checkpoint=checkpoint,
         from_scratch=from_scratch,
         fast_decode=fast_decode,
+        strategy=strategy,
+        cluster=cluster,
+        seed=seed,
     )
     return trainer.run(checkpoint_every=checkpoint_every, quiet=quiet)
 
@@ -276,10 +406,35 @@ def main(argv: list[str] | None = None) -> int:
         help="decode training JPEGs at full size (default: the smallest libjpeg scale that "
         "covers the model input; see pipelines/fast_input.py)",
     )
+    d = p.add_argument_group("distribution (as model_main_tf2; --batch-size is the global batch)")
+    d.add_argument(
+        "--num-workers",
+        type=int,
+        default=1,
+        help="> 1: MultiWorkerMirroredStrategy over the workers TF_CONFIG lists (also chosen "
+        "whenever TF_CONFIG lists several)",
+    )
+    d.add_argument("--tpu", help="TPUStrategy on this TPU (name, grpc:// address or 'local')")
+    d.add_argument(
+        "--cpu-replicas",
+        type=int,
+        default=0,
+        help="MirroredStrategy over N logical CPU devices (testing; several local GPUs are "
+        "used without a flag)",
+    )
+    d.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=CONNECT_TIMEOUT_S,
+        help=f"seconds to wait for the other workers (default {CONNECT_TIMEOUT_S:.0f})",
+    )
+    d.add_argument("--seed", type=int, help="TensorFlow's global seed")
     args = p.parse_args(argv)
     try:
         if args.checkpoint_every < 1:
             raise UserError("--checkpoint-every must be at least 1")
+        if args.num_workers < 1 or args.cpu_replicas < 0 or args.connect_timeout <= 0:
+            raise UserError("--num-workers >= 1, --cpu-replicas >= 0, --connect-timeout > 0")
         result = train(
             args.pipeline,
             args.model_dir,
@@ -289,6 +444,11 @@ def main(argv: list[str] | None = None) -> int:
             from_scratch=args.from_scratch,
             checkpoint_every=args.checkpoint_every,
             fast_decode=not args.full_res_decode,
+            num_workers=args.num_workers,
+            tpu=args.tpu,
+            cpu_replicas=args.cpu_replicas,
+            connect_timeout=args.connect_timeout,
+            seed=args.seed,
         )
     except UserError as e:
         return fail(str(e))
