@@ -3,6 +3,11 @@ and hand IoU. No waiting for new checkpoints (``model_main_tf2``'s eval mode wai
 
     python -m pipelines.evaluate --model-dir runs/ssd [--checkpoint runs/ssd/ckpt-2000]
         [--pipeline runs/ssd/pipeline.config] [--out metrics.json] [--max-examples N]
+    python -m pipelines.evaluate --model-dir runs/ssd --follow     # beside a training run
+
+``--follow`` is the evaluation side-car: it evaluates each new checkpoint as soon as the
+trainer has written it (polling the folder every ``--poll`` seconds), skips the ones that
+already have metrics, and stops after the training's last step.
 
 A ``prep.mix`` dataset is evaluated per source (one eval reader each) and printed as one table.
 Metrics are written to ``<model-dir>/eval/metrics-<step>.json`` (or ``--out``) and to TensorBoard.
@@ -304,6 +309,44 @@ def print_table(per_source: dict) -> None:
         print(f"| {name} | {r['examples']} | " + " | ".join(cells) + " |")
 
 
+def follow(
+    model_dir: Path | None, pipeline: str | None, max_examples: int | None, poll: float = 5.0
+) -> int:
+    """Evaluate every checkpoint the trainer writes into ``model_dir`` until its last step."""
+    import time
+
+    if model_dir is None:
+        raise UserError("--follow needs --model-dir (the training folder)")
+    if poll <= 0:
+        raise UserError("--poll must be > 0")
+    model_dir = Path(model_dir)
+    eval_dir = model_dir / "eval"
+    print(f"following {model_dir} (Ctrl-C to stop)", flush=True)
+    last = None
+    while True:
+        checkpoint = tf.train.latest_checkpoint(str(model_dir))  # listed once fully written
+        config = Path(pipeline) if pipeline else model_dir / "pipeline.config"
+        if checkpoint and checkpoint != last and config.is_file():
+            last = checkpoint
+            step = int(checkpoint.rsplit("-", 1)[-1])
+            out = eval_dir / f"metrics-{step}.json"
+            if not out.exists():
+                try:
+                    result = evaluate(
+                        config, checkpoint, max_examples=max_examples, summary_dir=eval_dir
+                    )
+                except UserError as e:  # removed by max_to_keep meanwhile, or damaged
+                    print(f"skipped {checkpoint}: {e}", flush=True)
+                    continue
+                atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+                print(f"{checkpoint} (step {step})", flush=True)
+                print_table(result["per_source"])
+            if step >= cfg.load(config).train_config.num_steps:
+                print(f"reached the last step ({step}); done")
+                return 0
+        time.sleep(poll)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.evaluate",
@@ -319,7 +362,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pipeline", help="pipeline.config (default: <model-dir>/pipeline.config)")
     p.add_argument("--out", type=Path, help="metrics JSON (default: <model-dir>/eval/...)")
     p.add_argument("--max-examples", type=int)
+    p.add_argument(
+        "--follow", action="store_true", help="evaluate each new checkpoint of --model-dir"
+    )
+    p.add_argument("--poll", type=float, default=5.0, help="--follow: seconds between looks")
     args = p.parse_args(argv)
+    if args.follow:
+        try:
+            return follow(args.model_dir, args.pipeline, args.max_examples, args.poll)
+        except UserError as e:
+            return fail(str(e))
+        except KeyboardInterrupt:
+            return 130
     try:
         if not args.model_dir and not args.checkpoint:
             raise UserError("pass --model-dir or --checkpoint")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -209,3 +210,30 @@ def test_edge_recall_splits_border_boxes_from_the_rest():
     result = recall.result()
     assert (result["boxes_edge"], result["boxes_inside"]) == (2, 1)
     assert result["recall50_edge"] == 0.5 and result["recall50_inside"] == 1.0
+
+
+def test_evaluate_follow_evaluates_each_new_checkpoint_and_stops(prepared, tmp_path):
+    """The side-car: started before training, it evaluates ckpt-2 once the first run writes it,
+    then ckpt-4 from the resumed run, and stops at the config's last step."""
+    pipeline = write_config(prepared[0], "ssd", tmp_path / "pipeline.config", steps=4)
+    run = tmp_path / "run"
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.evaluate", "--model-dir", str(run), "--follow",
+         "--pipeline", str(pipeline), "--poll", "0.5", "--max-examples", "4"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        train(pipeline, run, steps=2, checkpoint_every=2, quiet=True)
+        deadline = time.monotonic() + 240
+        while not (run / "eval" / "metrics-2.json").exists() and time.monotonic() < deadline:
+            assert follower.poll() is None, follower.communicate()
+            time.sleep(0.5)
+        assert (run / "eval" / "metrics-2.json").exists()
+        train(pipeline, run, steps=4, checkpoint_every=2, quiet=True)
+        out, err = follower.communicate(timeout=240)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err[-2000:]
+    assert "reached the last step (4); done" in out
+    assert json.loads((run / "eval" / "metrics-4.json").read_text())["step"] == 4
