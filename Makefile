@@ -39,6 +39,7 @@ test: lint $(NODE_STAMP)
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m prep.bench
 	$(BIN)/python -m pipelines.bench
+	$(BIN)/python -m pipelines.bench --replicas
 	$(BIN)/python -m detect.bench
 	$(BIN)/python -m webexport.bench
 

@@ -4,6 +4,12 @@ batch) and with that pipeline replaced by one cached in-memory batch. Target: th
 reaches >= 95% of the in-memory rate.
 
     python -m pipelines.bench [--sample ../shared/data/egohands-4videos] [--steps 20]
+    python -m pipelines.bench --replicas [--rounds 3]    # tf.distribute's overhead
+
+``--replicas``: SSD at global batch 8 on one device and under MirroredStrategy over 2 logical
+CPU devices (4 + 4), each in its own process, interleaved over ``--rounds`` (ABAB); steps per
+second, median and spread. On one CPU the two replicas share the same cores: the figure is the
+strategy's overhead, not a speed-up (that needs devices of their own).
 
 Data: the real EgoHands sample (boxes) for SSD; the same real frames with elliptical polygons
 inscribed in their boxes (as prep.bench does) for Mask R-CNN, which needs masks. Models train
@@ -13,7 +19,10 @@ from scratch here: the speed does not depend on the initial weights.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +75,49 @@ def measure(
     }
 
 
+def replica_run(data: Path, work: Path, replicas: int, steps: int) -> float:
+    """Seconds per step of SSD at global batch 8 under ``replicas`` logical CPU devices (this
+    process must not have started TensorFlow's devices yet)."""
+    from pipelines.distribute import make_strategy
+
+    strategy, _ = make_strategy(cpu_replicas=replicas if replicas > 1 else 0)
+    proto = cfg.configure("ssd", data, batch_size=8, steps=10_000, from_scratch=True)
+    pipeline = work / f"replicas{replicas}.config"
+    cfg.save(proto, pipeline)
+    trainer = Trainer(pipeline, work / f"run-replicas{replicas}", strategy=strategy, seed=0)
+    trainer.restore()
+    return timed(trainer.step, iter(trainer.dataset), steps)
+
+
+def replicas_table(sample: Path, steps: int, rounds: int) -> None:
+    from tqdm import tqdm
+
+    times: dict[int, list[float]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "boxes"
+        prepare(Source(sample), data)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        for _ in tqdm(range(rounds), desc="rounds"):
+            for replicas in (1, 2):
+                out = subprocess.run(
+                    [sys.executable, "-m", "pipelines.bench", "--replica-run", str(replicas),
+                     "--data", str(data), "--steps", str(steps)],
+                    env=env, capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                times[replicas].append(json.loads(out.stdout.strip().splitlines()[-1])["s"])
+    print(f"\ntf.distribute overhead, SSD 320, global batch 8, {os.cpu_count()} core(s), "
+          f"{rounds} interleaved rounds x {steps} steps (real input pipeline)")  # fmt: skip
+    print("| strategy | replicas | median steps/s | min-max steps/s | img/s |")
+    print("|---|---|---|---|---|")
+    for replicas, name in ((1, "default (one device)"), (2, "MirroredStrategy, 2 logical CPUs")):
+        rates = [1 / t for t in times[replicas]]
+        med = statistics.median(rates)
+        print(f"| {name} | {replicas} | {med:.2f} | {min(rates):.2f}-{max(rates):.2f} | "
+              f"{8 * med:.1f} |")  # fmt: skip
+    ratio = statistics.median(times[1]) / statistics.median(times[2])
+    print(f"2 replicas / 1 replica, steps per second: {ratio:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,10 +125,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     p.add_argument("--models", default="ssd,mask_rcnn")
+    p.add_argument("--replicas", action="store_true", help="1 vs 2 replicas table instead")
+    p.add_argument("--rounds", type=int, default=3, help="--replicas: interleaved rounds")
+    p.add_argument("--replica-run", type=int, help=argparse.SUPPRESS)  # one process of --replicas
+    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.replica_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            s = replica_run(args.data, Path(tmp), args.replica_run, args.steps)
+        print(json.dumps({"replicas": args.replica_run, "s": s}))
+        return 0
     if not (args.sample / "boxes.csv").is_file():
         print(f"error: real sample not found at {args.sample} (pass --sample)", file=sys.stderr)
         return 2
+    if args.replicas:
+        replicas_table(args.sample, args.steps, args.rounds)
+        return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -347,7 +347,7 @@ def follow(
         time.sleep(poll)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.evaluate",
         description=__doc__,
@@ -366,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         "--follow", action="store_true", help="evaluate each new checkpoint of --model-dir"
     )
     p.add_argument("--poll", type=float, default=5.0, help="--follow: seconds between looks")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.follow:
         try:
             return follow(args.model_dir, args.pipeline, args.max_examples, args.poll)

@@ -383,7 +383,7 @@ def train(
     return trainer.run(checkpoint_every=checkpoint_every, quiet=quiet)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.train",
         description=__doc__,
@@ -429,7 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds to wait for the other workers (default {CONNECT_TIMEOUT_S:.0f})",
     )
     d.add_argument("--seed", type=int, help="TensorFlow's global seed")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.checkpoint_every < 1:
             raise UserError("--checkpoint-every must be at least 1")
