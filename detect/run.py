@@ -5,6 +5,7 @@ the single- and multi-threaded loops behind detect_single_threaded.py / detect_m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import os
@@ -81,6 +82,8 @@ class FrameSource:
         native = self._cap.get(cv2.CAP_PROP_FPS) if self._cap is not None else 0
         self.fps = fps or (native if native and native > 0 else 30.0)
 
+    profile: Profile | None = None
+
     def __len__(self) -> int:
         if self._images:
             return len(self._images)
@@ -108,11 +111,14 @@ class FrameSource:
             return
         index, start = 0, time.monotonic()
         while True:
-            ok, bgr = self._cap.read()
+            with _stage(self.profile, "decode"):
+                ok, bgr = self._cap.read()
             if not ok:
                 break
             t = index / self.fps if self.kind == "video" else time.monotonic() - start
-            yield Frame(index, t, self._resize(bgr))
+            with _stage(self.profile, "resize"):
+                rgb = self._resize(bgr)
+            yield Frame(index, t, rgb)
             index += 1
 
     def close(self) -> None:
@@ -165,10 +171,62 @@ def part_path(target: Path) -> Path:
     )
 
 
+class Profile:
+    """Seconds spent in each stage, summed over threads (``--profile``)."""
+
+    STAGES = ("decode", "resize", "model", "draw", "encode+write", "json")
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[name] += time.perf_counter() - t
+
+    def table(self, frames: int, wall: float, workers: int) -> str:
+        """ms per frame in each stage; the writer thread's stages run one frame at a time."""
+        lines = ["| stage | ms/frame | thread |", "|---|---|---|"]
+        pool = f"{workers} worker(s)"
+        where = {"decode": "capture", "resize": "capture", "model": pool}
+        if workers > 1:
+            where["draw"] = pool
+        for name in self.STAGES:
+            ms = 1000 * self.seconds[name] / max(frames, 1)
+            lines.append(f"| {name} | {ms:.2f} | {where.get(name, 'writer')} |")
+        serial = {
+            "capture": self.seconds["decode"] + self.seconds["resize"],
+            "writer": sum(self.seconds[k] for k in ("encode+write", "json"))
+            + (0 if workers > 1 else self.seconds["draw"]),
+            "worker": (self.seconds["model"] + (self.seconds["draw"] if workers > 1 else 0))
+            / workers,
+        }
+        busiest = max(serial, key=serial.get)
+        lines.append(
+            f"wall {1000 * wall / max(frames, 1):.2f} ms/frame; busiest: {busiest} thread at "
+            f"{1000 * serial[busiest] / max(frames, 1):.2f} ms/frame; all stages together "
+            f"{1000 * sum(self.seconds.values()) / max(frames, 1):.2f} ms/frame of CPU"
+        )
+        return "\n".join(lines)
+
+
+NO_PROFILE = contextlib.nullcontext()
+
+
+def _stage(profile: Profile | None, name: str):
+    return profile.stage(name) if profile else NO_PROFILE
+
+
 class Outputs:
     """The annotated video, the JSON lines and the window, fed in frame order."""
 
-    def __init__(self, args, source: FrameSource):
+    def __init__(self, args, source: FrameSource, profile: Profile | None = None):
+        self.profile = profile
         self.video_path, self.json_path = args.output, args.json
         self.fps = source.fps
         self.display = bool(args.display)
@@ -198,52 +256,70 @@ class Outputs:
                 raise UserError(f"cannot write video {self.video_path}")
         return self.writer
 
-    def write(self, frame: Frame, det: Detections) -> bool:
-        """Emit one frame; returns False when the user closed the window."""
+    @property
+    def draws(self) -> bool:
+        return bool(self.video_path or self.display)
+
+    def render(self, frame: Frame, det: Detections) -> np.ndarray:
+        """The annotated BGR picture (no FPS overlay): workers call this in parallel."""
+        with _stage(self.profile, "draw"):
+            picture = draw(frame.rgb, det.boxes, list(det.class_names), det.masks, det.scores)
+            return cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+
+    def write(self, frame: Frame, det: Detections, bgr: np.ndarray | None = None) -> bool:
+        """Emit one frame (``bgr``: its picture, if already rendered); returns False when the
+        user closed the window."""
         now = time.perf_counter()
         self._fps_window = [t for t in self._fps_window if now - t < 2.0] + [now]
         fps = (len(self._fps_window) - 1) / max(now - self._fps_window[0], 1e-6)
         self.count += 1
         if self.json is not None:
-            self.json.write(
-                json.dumps(
-                    {
-                        "frame": frame.index,
-                        **({"file": frame.file} if frame.file else {}),
-                        "time": round(frame.time, 4),
-                        "detections": det.to_json(),
-                    }
-                )
-                + "\n"
+            with _stage(self.profile, "json"):
+                self._write_json(frame, det)
+        if self.draws:
+            return self._show(self.render(frame, det) if bgr is None else bgr, fps)
+        return True
+
+    def _write_json(self, frame: Frame, det: Detections) -> None:
+        self.json.write(
+            json.dumps(
+                {
+                    "frame": frame.index,
+                    **({"file": frame.file} if frame.file else {}),
+                    "time": round(frame.time, 4),
+                    "detections": det.to_json(),
+                }
             )
-        if self.video_path or self.display:
-            picture = draw(frame.rgb, det.boxes, list(det.class_names), det.masks, det.scores)
-            picture_out = bool(self.video_path) and Path(self.video_path).suffix.lower() in (
-                IMAGE_OUTPUTS
+            + "\n"
+        )
+
+    def _show(self, bgr: np.ndarray, fps: float) -> bool:
+        picture_out = bool(self.video_path) and Path(self.video_path).suffix.lower() in (
+            IMAGE_OUTPUTS
+        )
+        if not picture_out:  # a rate means nothing on a still picture
+            cv2.putText(
+                bgr,
+                f"{fps:.1f} FPS",
+                (10, 30),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.9,
+                (0, 255, 255),  # BGR
+                2,
+                cv2.LINE_AA,
             )
-            if not picture_out:  # a rate means nothing on a still picture
-                cv2.putText(
-                    picture,
-                    f"{fps:.1f} FPS",
-                    (10, 30),
-                    cv2.FONT_HERSHEY_SIMPLEX,
-                    0.9,
-                    (255, 255, 0),
-                    2,
-                    cv2.LINE_AA,
-                )
-            bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-            if picture_out:
-                ok, encoded = cv2.imencode(Path(self.video_path).suffix, bgr)
-                if not ok:
-                    raise UserError(f"cannot encode {self.video_path}")
-                atomic_write_bytes(Path(self.video_path), encoded.tobytes())  # the last frame
-            elif self.video_path:
+        if picture_out:
+            ok, encoded = cv2.imencode(Path(self.video_path).suffix, bgr)
+            if not ok:
+                raise UserError(f"cannot encode {self.video_path}")
+            atomic_write_bytes(Path(self.video_path), encoded.tobytes())  # the last frame
+        elif self.video_path:
+            with _stage(self.profile, "encode+write"):
                 self._video(bgr.shape).write(bgr)
-            if self.display:
-                cv2.imshow("hands", bgr)
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    return False
+        if self.display:
+            cv2.imshow("hands", bgr)
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                return False
         return True
 
     def close(self) -> None:
@@ -267,19 +343,23 @@ def make_detector(args, workers: int = 1) -> list[Detector]:
 
 def run_single(args) -> dict:
     detector = make_detector(args)[0]
+    profile = Profile() if getattr(args, "profile", False) else None
     source = FrameSource(args.source, args.width, args.height, args.fps)
-    outputs = Outputs(args, source)
+    source.profile = profile
+    outputs = Outputs(args, source, profile)
     start = time.perf_counter()
     try:
         for frame in source:
             if args.max_frames and frame.index >= args.max_frames:
                 break
-            if not outputs.write(frame, detector.detect(frame.rgb)):
+            with _stage(profile, "model"):
+                det = detector.detect(frame.rgb)
+            if not outputs.write(frame, det):
                 break
     finally:
         outputs.close()
         source.close()
-    return _report(outputs, source, start)
+    return _report(outputs, source, start, profile, 1)
 
 
 def run_multi(args) -> dict:
@@ -287,8 +367,10 @@ def run_multi(args) -> dict:
     Queues are bounded so memory stays flat; Ctrl-C stops capture, drains and closes."""
     workers = max(1, args.num_workers)
     detectors = make_detector(args, workers)
+    profile = Profile() if getattr(args, "profile", False) else None
     source = FrameSource(args.source, args.width, args.height, args.fps)
-    outputs = Outputs(args, source)
+    source.profile = profile
+    outputs = Outputs(args, source, profile)
     todo: queue.Queue = queue.Queue(maxsize=2 * workers)
     done: queue.Queue = queue.Queue(maxsize=4 * workers)
     stop = threading.Event()
@@ -316,7 +398,11 @@ def run_multi(args) -> dict:
             while (frame := todo.get()) is not None:
                 if stop.is_set():
                     continue  # interrupted: drain the queue without running the model
-                done.put((frame.index, frame, detector.detect(frame.rgb)))
+                with _stage(profile, "model"):
+                    det = detector.detect(frame.rgb)
+                # drawing happens here, in parallel, not in the writer thread
+                bgr = outputs.render(frame, det) if outputs.draws else None
+                done.put((frame.index, frame, (det, bgr)))
         except BaseException as e:
             errors.append(e)
             stop.set()
@@ -351,14 +437,14 @@ def run_multi(args) -> dict:
                 continue
             heapq.heappush(pending, (item[0], id(item), item))
             while pending and pending[0][0] == next_index:
-                _, _, (_, frame, det) = heapq.heappop(pending)
-                if not outputs.write(frame, det):
+                _, _, (_, frame, (det, bgr)) = heapq.heappop(pending)
+                if not outputs.write(frame, det, bgr):
                     stop.set()
                 next_index += 1
         # Frames skipped by a folder source leave no gap: indices are assigned after decoding.
         while pending:
-            _, _, (_, frame, det) = heapq.heappop(pending)
-            outputs.write(frame, det)
+            _, _, (_, frame, (det, bgr)) = heapq.heappop(pending)
+            outputs.write(frame, det, bgr)
     finally:
         stop.set()
         outputs.close()
@@ -367,19 +453,31 @@ def run_multi(args) -> dict:
             signal.signal(signal.SIGINT, previous)
     if errors:
         raise errors[0]
-    report = _report(outputs, source, start)
+    report = _report(outputs, source, start, profile, workers)
     report["interrupted"] = interrupted
     return report
 
 
-def _report(outputs: Outputs, source: FrameSource, start: float) -> dict:
+def _report(
+    outputs: Outputs,
+    source: FrameSource,
+    start: float,
+    profile: Profile | None = None,
+    workers: int = 1,
+) -> dict:
     seconds = time.perf_counter() - start
-    return {
+    report = {
         "frames": outputs.count,
         "seconds": round(seconds, 3),
         "fps": round(outputs.count / seconds, 2) if seconds > 0 else 0.0,
         "skipped": source.skipped,
     }
+    if profile is not None:
+        report["profile_ms"] = {
+            k: round(1000 * v / max(outputs.count, 1), 3) for k, v in profile.seconds.items()
+        }
+        report["profile_table"] = profile.table(outputs.count, seconds, workers)
+    return report
 
 
 def build_parser(multi: bool) -> argparse.ArgumentParser:
@@ -414,6 +512,9 @@ def build_parser(multi: bool) -> argparse.ArgumentParser:
     p.add_argument("--json", help="JSON lines to write: one line a frame")
     p.add_argument("--threads", type=int, default=1, help="threads per TFLite interpreter")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
+    p.add_argument(
+        "--profile", action="store_true", help="print the time spent in each stage per frame"
+    )
     if multi:
         p.add_argument(
             "--num-workers",
@@ -479,6 +580,8 @@ def main(argv: list[str] | None = None, multi: bool = False) -> int:
         f"{report['frames']} frames in {report['seconds']} s ({report['fps']} FPS){extra}"
         + ("; interrupted" if report.get("interrupted") else "")
     )
+    if "profile_table" in report:
+        print(report["profile_table"])
     if report.get("interrupted"):
         # The files are closed and complete: leave without TensorFlow's teardown, which takes
         # about a second after Ctrl-C with the SavedModel backend.

@@ -198,3 +198,27 @@ def test_a_photo_in_gives_an_annotated_picture_out(frames, tmp_path):
     original = cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR)
     edge = picture[y, x : x + w].astype(int) - original[y, x : x + w].astype(int)
     assert abs(edge).mean() > 40  # the box is drawn where the JSON says
+
+
+def test_profile_accounts_for_every_stage(tmp_path):
+    """--profile on a short real video with both outputs: every stage took time, the multi
+    script draws in its workers, and the outputs equal the single-threaded script's."""
+    from detect.bench import make_video
+    from detect.run import build_parser, run_multi, run_single
+    from prep.bench import DEFAULT_SAMPLE
+
+    video = make_video(tmp_path / "v.mp4", 24, DEFAULT_SAMPLE)
+    reports = {}
+    for multi in (False, True):
+        out = tmp_path / f"{multi}"
+        args = build_parser(multi=True).parse_args(
+            ["--source", str(video), "--output", f"{out}.mp4", "--json", f"{out}.jsonl",
+             "--num-workers", "2", "--profile"]
+        )  # fmt: skip
+        reports[multi] = (run_multi if multi else run_single)(args)
+    for report in reports.values():
+        assert report["frames"] == 24
+        assert all(ms > 0 for ms in report["profile_ms"].values()), report["profile_ms"]
+    assert "| draw |" in reports[True]["profile_table"]
+    assert "2 worker(s)" in reports[True]["profile_table"].split("| draw |")[1].split("\n")[0]
+    assert (tmp_path / "True.jsonl").read_text() == (tmp_path / "False.jsonl").read_text()
