@@ -73,6 +73,20 @@ class Detector(ABC):
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         return [self.detect(im) for im in images]
 
+    def _decode_raw(self, boxes: np.ndarray, scores: np.ndarray, image: np.ndarray) -> Detections:
+        """Every anchor's box and scores -> the card's NMS, at this detector's threshold."""
+        post = self.card["postprocess"]
+        return decode_raw(
+            boxes,
+            scores,
+            self.labels,
+            image.shape[1],
+            image.shape[0],
+            iou_threshold=post["iou_threshold"],
+            max_detections=post["max_detections"],
+            min_score=max(self.score_threshold, 0.05),
+        ).above(self.score_threshold)
+
     def _check(self, image: np.ndarray) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
@@ -232,17 +246,8 @@ class RawTFLiteDetector(TFLiteDetector):
     def detect(self, image):
         image = self._check(image)
         out = self._runner(**{self._input_name: self.prepare(image)})
-        post = self.card["postprocess"]
-        return decode_raw(
-            decode_boxes(out["box_encodings"][0], self._anchors, self._scales),
-            out["scores"][0],
-            self.labels,
-            image.shape[1],
-            image.shape[0],
-            iou_threshold=post["iou_threshold"],
-            max_detections=post["max_detections"],
-            min_score=max(self.score_threshold, 0.05),
-        ).above(self.score_threshold)
+        boxes = decode_boxes(out["box_encodings"][0], self._anchors, self._scales)
+        return self._decode_raw(boxes, out["scores"][0], image)
 
 
 class TFJSNodeDetector(Detector):
@@ -265,21 +270,10 @@ class TFJSNodeDetector(Detector):
 
         images = [self._check(im) for im in images]
         rows, self.last_ms = run_graph(self._dir, images, backend=self._tfjs_backend)
-        post = self.card["postprocess"]
         out = []
         for image, row in zip(images, rows, strict=True):
             ((raw,),) = row.values()
-            det = decode_raw(
-                raw[:, :4],
-                raw[:, 4:],
-                self.labels,
-                image.shape[1],
-                image.shape[0],
-                iou_threshold=post["iou_threshold"],
-                max_detections=post["max_detections"],
-                min_score=max(self.score_threshold, 0.05),
-            )
-            out.append(det.above(self.score_threshold))
+            out.append(self._decode_raw(raw[:, :4], raw[:, 4:], image))
         return out
 
 
@@ -305,17 +299,7 @@ class BrowserDetector(Detector):
             runtime=self._runtime,
             score_threshold=max(self.score_threshold, 0.05),
         )
-        out = []
-        for found in pages:
-            xyxy = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in found)]
-            det = Detections(
-                np.array(xyxy, np.float32).reshape(-1, 4),
-                np.array([d["score"] for d in found], np.float32),
-                np.array([d["classId"] for d in found], np.int32),
-                tuple(d["label"] for d in found),
-            )
-            out.append(det.above(self.score_threshold))
-        return out
+        return [Detections.from_hands_js(found).above(self.score_threshold) for found in pages]
 
 
 def available(model_dir: str | Path) -> list[str]:

@@ -64,6 +64,17 @@ class Detections:
             None if self.masks is None else self.masks[index],
         )
 
+    @classmethod
+    def from_hands_js(cls, found: list[dict]) -> Detections:
+        """The browser API's results (``[{bbox: [x, y, w, h], score, classId, label}]``)."""
+        xyxy = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in found)]
+        return cls(
+            np.array(xyxy, np.float32).reshape(-1, 4),
+            np.array([d["score"] for d in found], np.float32),
+            np.array([d["classId"] for d in found], np.int32),
+            tuple(d["label"] for d in found),
+        )
+
     def above(self, score_threshold: float) -> Detections:
         return self[self.scores >= score_threshold]
 

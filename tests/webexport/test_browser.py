@@ -53,15 +53,7 @@ def page_state(url: str, query: str, screenshot=None) -> tuple[Detections, dict]
         if screenshot:
             page.screenshot(path=str(screenshot))
     assert not errors and not state["error"], (errors, state["error"])
-    found = state["found"]
-    xyxy = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in found)]
-    det = Detections(
-        np.array(xyxy, np.float32).reshape(-1, 4),
-        np.array([d["score"] for d in found], np.float32),
-        np.array([d["classId"] for d in found], np.int32),
-        tuple(d["label"] for d in found),
-    )
-    return det, state
+    return Detections.from_hands_js(state["found"]), state
 
 
 def test_page_runs_litert_with_threads_by_default(served, htj7_export, tmp_path):
