@@ -71,6 +71,9 @@ def same_frame_config(real_data, tmp_path_factory) -> Path:
     reader.tf_record_input_reader.input_path[:] = [str(root / "same.record")]
     del reader.sample_from_datasets_weights[:]
     reader.shuffle, reader.num_readers = False, 1
+    reader.label_map_path = str(DEFAULT_MODEL / "label_map.pbtxt")  # data/mix is not in a clone
+    for r in proto.eval_input_reader:
+        r.label_map_path = reader.label_map_path
     del proto.train_config.data_augmentation_options[:]
     proto.train_config.batch_size, proto.train_config.num_steps = 2, 3
     proto.train_config.fine_tune_checkpoint = str(DEFAULT_MODEL / "checkpoint" / "ckpt-0")
