@@ -41,6 +41,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pipelines.bench
 	$(BIN)/python -m pipelines.bench --replicas
 	$(BIN)/python -m detect.bench
+	$(BIN)/python -m detect.sizes
 	$(BIN)/python -m webexport.bench
 
 clean:
