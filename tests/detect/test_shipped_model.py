@@ -120,3 +120,37 @@ def test_coco_ap_scores_perfect_and_empty_detections():
     assert coco_ap(truth, [Detections()]) == {"AP": 0.0, "AP50": 0.0}
     half = perfect[[0]]
     assert coco_ap(truth, [half])["AP50"] == pytest.approx(0.5, abs=0.01)
+
+
+FAMILY = sorted((ROOT / "exported").glob("hands_ssd*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", FAMILY, ids=[m.name for m in FAMILY])
+def test_every_size_loads_in_every_backend_and_agrees_on_a_webcam_frame(model, webcam_root):
+    """Each exported size: its card's held-out webcam AP50 >= 0.9 and parity rows; every Python
+    backend finds the SavedModel's hands on a held-out subhih-webcam frame (IoU >= 0.8)."""
+    import cv2
+
+    from common.backends import ARTIFACTS
+
+    card = json.loads((model / "model_card.json").read_text())
+    size = card["input_size"][0]
+    assert model.name == f"hands_ssd{size}"
+    assert all(card["eval"][s]["box_AP50"] >= 0.9 for s in ("subhih", "asl", "fingers"))
+    assert card["parity"]["tflite"]["matched_fraction"] >= 0.9
+    assert card["parity"]["litertjs"]["matched_fraction"] >= 0.9
+    image = cv2.cvtColor(
+        cv2.imread(
+            str(webcam_root / "subhih-webcam" / "images" / "test_1528664299.56_pic00051.jpg")
+        ),
+        cv2.COLOR_BGR2RGB,
+    )
+    ref = load_detector(model, "saved_model", score_threshold=0.5).detect(image)
+    assert len(ref) >= 1
+    for backend in ARTIFACTS:
+        if backend == "saved_model":
+            continue
+        det = load_detector(model, backend, score_threshold=0.3).detect(image)
+        iou = box_iou(ref.boxes, det.boxes)
+        assert len(det) and (iou.max(axis=1) >= 0.8).all(), (backend, ref, det)
