@@ -23,18 +23,13 @@ import numpy as np
 
 from common import DEFAULT_MODEL, MEDIAPIPE, UserError, wheel_file
 from detect.run import build_parser, run_multi, run_single
-from prep.bench import DEFAULT_SAMPLE
+from prep.bench import DEFAULT_SAMPLE, sample_frames
 
 PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"
 
 
 def make_video(path: Path, frames: int, sample: Path) -> Path:
-    images = sorted(sample.rglob("*.jpg"))[:50]
-    if images:
-        pictures = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in images]
-    else:
-        rng = np.random.default_rng(0)
-        pictures = [rng.integers(0, 255, (720, 1280, 3), np.uint8) for _ in range(10)]
+    pictures = sample_frames(50, sample)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1280, 720))
     for i in range(frames):
         writer.write(pictures[i % len(pictures)])
@@ -49,27 +44,38 @@ def palm_model() -> Path | None:
         return None
 
 
-def latency(path: Path, runs: int = 200) -> float:
-    """Median ms of one invoke on a random input, one thread, LiteRT."""
-    from ai_edge_litert.interpreter import Interpreter
+class Invoker:
+    """One LiteRT interpreter, one thread, a fixed random input."""
 
-    interp = Interpreter(model_path=str(path), num_threads=1)
-    interp.allocate_tensors()
-    spec = interp.get_input_details()[0]
-    rng = np.random.default_rng(0)
-    x = (
-        rng.integers(0, 255, spec["shape"])
-        if spec["dtype"] != np.float32
-        else rng.random(spec["shape"])
-    ).astype(spec["dtype"])
-    times = []
-    for i in range(runs + 10):
-        interp.set_tensor(spec["index"], x)
-        t = time.perf_counter()
-        interp.invoke()
-        if i >= 10:
-            times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
+    def __init__(self, path: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interp = Interpreter(model_path=str(path), num_threads=1)
+        self.interp.allocate_tensors()
+        spec = self.interp.get_input_details()[0]
+        rng = np.random.default_rng(0)
+        x = (
+            rng.integers(0, 255, spec["shape"])
+            if spec["dtype"] != np.float32
+            else rng.random(spec["shape"])
+        )
+        self.interp.set_tensor(spec["index"], x.astype(spec["dtype"]))
+        self.times: list[float] = []
+
+    def turn(self, invokes: int, keep: bool) -> None:
+        for _ in range(invokes):
+            t = time.perf_counter()
+            self.interp.invoke()
+            if keep:
+                self.times.append((time.perf_counter() - t) * 1000)
+
+
+def latency(path: Path, runs: int = 200) -> float:
+    """Median ms of one invoke on a random input, one thread, LiteRT (10 warm-up invokes)."""
+    invoker = Invoker(path)
+    invoker.turn(10, keep=False)
+    invoker.turn(runs, keep=True)
+    return float(np.median(invoker.times))
 
 
 def main(argv: list[str] | None = None) -> int:

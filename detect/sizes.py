@@ -24,44 +24,16 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from common import DEFAULT_MODEL, UserError, fail
-from detect.bench import make_video, palm_model
+from detect.bench import Invoker, make_video, palm_model
 from detect.run import build_parser, run_multi
 from prep.bench import DEFAULT_SAMPLE
 
 SOURCES = ("ego", "subhih", "asl", "fingers")
-
-
-class Invoker:
-    """One LiteRT interpreter, one thread, a fixed random input."""
-
-    def __init__(self, path: Path):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interp = Interpreter(model_path=str(path), num_threads=1)
-        self.interp.allocate_tensors()
-        spec = self.interp.get_input_details()[0]
-        rng = np.random.default_rng(0)
-        x = (
-            rng.integers(0, 255, spec["shape"])
-            if spec["dtype"] != np.float32
-            else rng.random(spec["shape"])
-        )
-        self.interp.set_tensor(spec["index"], x.astype(spec["dtype"]))
-        self.times: list[float] = []
-
-    def turn(self, invokes: int, keep: bool) -> None:
-        for _ in range(invokes):
-            t = time.perf_counter()
-            self.interp.invoke()
-            if keep:
-                self.times.append((time.perf_counter() - t) * 1000)
 
 
 def quartiles(xs: list[float]) -> tuple[float, float, float]:

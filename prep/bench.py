@@ -25,6 +25,20 @@ import scipy.io
 from prep.fixtures import HAND_TYPES, _struct_array
 
 DEFAULT_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "egohands-4videos"
+
+
+def sample_frames(count: int, sample: Path = DEFAULT_SAMPLE, size=(1280, 720)) -> list:
+    """Up to ``count`` real EgoHands frames (BGR) at ``size`` for the speed benches, in file
+    order; 10 frames of seeded noise when the shared sample is absent."""
+    import cv2
+
+    found = sorted(Path(sample).rglob("*.jpg"))[:count]
+    if not found:
+        rng = np.random.default_rng(0)
+        return [rng.integers(0, 255, (size[1], size[0], 3), np.uint8) for _ in range(10)]
+    return [cv2.resize(cv2.imread(str(f)), size) for f in found]
+
+
 TARGET_FPS = 80.0
 
 

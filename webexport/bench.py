@@ -26,20 +26,10 @@ import numpy as np
 from common import DEFAULT_MODEL, UserError, atomic_write_bytes, fail
 from common.browser import browser_page
 from common.webserver import serve_in_background
-from prep.bench import DEFAULT_SAMPLE
+from prep.bench import sample_frames
 
 TARGET = 5.0
 DEFAULT_RUNTIME = "ours litert-threads int8"
-
-
-def media_frames(count: int) -> list[np.ndarray]:
-    """``count`` consecutive 1280x720 BGR frames of one EgoHands video (synthetic noise when
-    the shared sample is absent)."""
-    found = sorted(DEFAULT_SAMPLE.glob("*/*.jpg"))[:count]
-    if not found:
-        rng = np.random.default_rng(0)
-        return [rng.integers(0, 255, (720, 1280, 3), np.uint8) for _ in range(count)]
-    return [cv2.resize(cv2.imread(str(f)), (1280, 720)) for f in found]
 
 
 def write_media(folder: Path, frames: list[np.ndarray]) -> None:
@@ -61,7 +51,7 @@ def bench(model: Path, rounds: int = 20, reps: int = 3, warmup: int = 2) -> dict
     htj = fetch_package() / MODEL_SUBDIR
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        write_media(Path(tmp), media_frames(60))
+        write_media(Path(tmp), sample_frames(60))
         server, url = serve_in_background(model=model, port=0, extra={"media": tmp, "htj": htj})
         try:
             for query in ("image=/media/frame.jpg", "video=/media/clip.webm"):
