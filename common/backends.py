@@ -162,9 +162,11 @@ class TFLiteDetector(Detector):
         self._dtype = spec["dtype"]
         self._scale, self._zero = spec["quantization"]
 
+    def _resized(self, image: np.ndarray) -> np.ndarray:
+        return cv2.resize(image, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
+
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        resized = cv2.resize(image, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
-        x = resized.astype(np.float32) / 127.5 - 1.0  # the feature extractor's preprocessing
+        x = self._resized(image).astype(np.float32) / 127.5 - 1.0  # the extractor's preprocessing
         if self._dtype != np.float32:
             info = np.iinfo(self._dtype)
             x = np.clip(np.round(x / self._scale + self._zero), info.min, info.max)
@@ -240,8 +242,7 @@ class RawTFLiteDetector(TFLiteDetector):
         self._scales = card["litert"]["box_coder_scales"]
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        resized = cv2.resize(image, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
-        return resized.astype(self._dtype)[None]  # uint8 pixels (int8 model) or float pixels
+        return self._resized(image).astype(self._dtype)[None]  # uint8 (int8 model) or float
 
     def detect(self, image):
         image = self._check(image)
