@@ -145,18 +145,29 @@ def export_tflite(proto, model, out: Path, representative: list[np.ndarray]) -> 
     )
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(module, tmp, signatures=fn.get_concrete_function())
-        for name, int8 in (("model_fp32.tflite", False), ("model_int8.tflite", True)):
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            converter.allow_custom_ops = True
-            if int8:
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = lambda: ([im] for im in representative)
-                converter.target_spec.supported_ops = [
-                    tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                    tf.lite.OpsSet.TFLITE_BUILTINS,
-                ]
-                converter.inference_input_type = tf.uint8
-            (out / name).write_bytes(converter.convert())
+        (out / "model_fp32.tflite").write_bytes(_convert(tmp, custom_ops=True))
+        (out / "model_int8.tflite").write_bytes(_convert(tmp, representative, custom_ops=True))
+
+
+def _convert(
+    saved_model: str,
+    calibration: list[np.ndarray] | None = None,
+    *,
+    custom_ops: bool = False,
+    int8_only: bool = False,
+) -> bytes:
+    """A SavedModel to a .tflite: float, or with ``calibration`` full-integer with uint8 input
+    (``int8_only``: no float fallback kernels allowed)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    converter.allow_custom_ops = custom_ops
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([im] for im in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+            [] if int8_only else [tf.lite.OpsSet.TFLITE_BUILTINS]
+        )
+        converter.inference_input_type = tf.uint8
+    return converter.convert()
 
 
 class _EncodedSSD(tf.Module):
@@ -192,17 +203,12 @@ def export_litert(proto, model, out: Path, representative: list[np.ndarray]) -> 
     folder.mkdir()
     anchors = module.anchors(height, width)
     (folder / "anchors.bin").write_bytes(anchors.astype("<f4").tobytes())
+    # back to pixels, the raw models' input (calibrated on exactly these values when shipped)
     pixels = [((im + 1.0) * 127.5).astype(np.float32) for im in representative]
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(module, tmp, signatures=fn.get_concrete_function())
-        for name, int8 in (("model_fp32.tflite", False), ("model_int8.tflite", True)):
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            if int8:
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = lambda: ([im] for im in pixels)
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = tf.uint8
-            (folder / name).write_bytes(converter.convert())
+        (folder / "model_fp32.tflite").write_bytes(_convert(tmp))
+        (folder / "model_int8.tflite").write_bytes(_convert(tmp, pixels, int8_only=True))
     coder = proto.model.ssd.box_coder.faster_rcnn_box_coder
     return {
         "anchors": len(anchors),
