@@ -6,6 +6,7 @@ maps, the shipped model's path. Submodules: ``detections`` (the one interchange 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -115,6 +116,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON, written atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def parse_names(text: str) -> tuple[str, ...]:

@@ -10,62 +10,33 @@ runs, decoded and NMS'd here as the page does), ``tfjs`` / ``tfjs_uint8`` (TF.js
 backend as in the browser; for parity tests and comparisons); ``litertjs`` / ``litertjs_1thread``
 (the demo page's hands.js on LiteRT.js in headless Chromium, threaded or not: batch use only,
 one page for all the images).
-Every backend reads its outputs by name and applies the same score threshold.
+Every backend reads its outputs by name and applies the same score threshold; the ones that
+decode raw outputs use ``common.decode`` with the card's post-processing (``common.card``).
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from common import UserError
-from common.detections import Detections, nms
-
-ARTIFACTS = {
-    "saved_model": "saved_model",
-    "tflite": "model_int8.tflite",
-    "tflite_fp32": "model_fp32.tflite",
-    "tflite_raw": "litert/model_int8.tflite",
-    "tflite_raw_fp32": "litert/model_fp32.tflite",
-    "tfjs": "tfjs",
-    "tfjs_uint8": "tfjs_uint8",
-}
-# Run in headless Chromium by the demo page: for parity and comparisons, not for detect's CLIs.
-BROWSER = {
-    "litertjs": "litert/model_int8.tflite",
-    "litertjs_1thread": "litert/model_int8.tflite",
-}
-CARD = "model_card.json"
-
-
-def read_card(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / CARD
-    if not path.is_file():
-        raise UserError(
-            f"{model_dir} is not an exported model folder (no {CARD}); export one "
-            "with python -m pipelines.export"
-        )
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
+from common.card import FILE, ModelCard
+from common.decode import decode_boxes, postprocess
+from common.detections import Detections
 
 
 class Detector(ABC):
-    """Runs one exported artifact. ``detect`` takes an RGB uint8 ``HxWx3`` image."""
+    """Anything that finds things in an image: ``detect`` takes an RGB uint8 ``HxWx3`` image and
+    returns Detections at or above ``score_threshold``."""
 
     backend: str
-
-    def __init__(self, model_dir: str | Path, card: dict, score_threshold: float = 0.0):
-        self.model_dir = Path(model_dir)
-        self.card = card
-        self.labels = {int(k): v for k, v in card["labels"].items()}
-        self.score_threshold = score_threshold
+    labels: dict[int, str]
+    score_threshold: float = 0.0
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> Detections: ...
@@ -73,36 +44,46 @@ class Detector(ABC):
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         return [self.detect(im) for im in images]
 
-    def _decode_raw(self, boxes: np.ndarray, scores: np.ndarray, image: np.ndarray) -> Detections:
-        """Every anchor's box and scores -> the card's NMS, at this detector's threshold."""
-        post = self.card["postprocess"]
-        return decode_raw(
-            boxes,
-            scores,
-            self.labels,
-            image.shape[1],
-            image.shape[0],
-            iou_threshold=post["iou_threshold"],
-            max_detections=post["max_detections"],
-            min_score=max(self.score_threshold, 0.05),
-        ).above(self.score_threshold)
-
-    def _check(self, image: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _check(image: np.ndarray) -> np.ndarray:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
         return image
 
 
-class SavedModelDetector(Detector):
-    backend = "saved_model"
+class ArtifactDetector(Detector):
+    """Runs one artifact of an exported model folder, as its card says."""
 
-    def __init__(self, model_dir, card, score_threshold=0.0):
-        super().__init__(model_dir, card, score_threshold)
+    def __init__(self, model_dir: str | Path, card: ModelCard, backend: str, **options):
+        self.model_dir = Path(model_dir)
+        self.card = card
+        self.backend = backend
+        self.labels = dict(card.labels)
+        self.score_threshold = options.get("score_threshold", 0.0)
+
+    def _postprocess(self, boxes: np.ndarray, scores: np.ndarray, image: np.ndarray) -> Detections:
+        """Every anchor's decoded box and scores -> the card's NMS, at this detector's threshold."""
+        post = self.card.postprocess
+        return postprocess(
+            boxes,
+            scores,
+            self.labels,
+            image.shape[1],
+            image.shape[0],
+            iou_threshold=post.iou_threshold,
+            max_detections=post.max_detections,
+            min_score=max(self.score_threshold, post.min_score),
+        ).above(self.score_threshold)
+
+
+class SavedModelDetector(ArtifactDetector):
+    def __init__(self, model_dir, card, backend="saved_model", **options):
+        super().__init__(model_dir, card, backend, **options)
         from common.tfenv import tf
 
         self._tf = tf
         try:
-            loaded = tf.saved_model.load(str(self.model_dir / ARTIFACTS["saved_model"]))
+            loaded = tf.saved_model.load(str(self.model_dir / BACKENDS[backend].artifact))
         except (OSError, ValueError, RuntimeError) as e:
             raise UserError(f"cannot load SavedModel from {self.model_dir}: {e}") from None
         self._keep = loaded  # the signature needs its object alive
@@ -141,17 +122,14 @@ class SavedModelDetector(Detector):
         return (full.numpy() > 0.5).astype(np.uint8)
 
 
-class TFLiteDetector(Detector):
+class TFLiteDetector(ArtifactDetector):
     """LiteRT interpreter over the OD API's TFLite SSD graph (input resized to the model size)."""
 
-    backend = "tflite"
-
-    def __init__(self, model_dir, card, score_threshold=0.0, artifact="tflite", num_threads=1):
-        super().__init__(model_dir, card, score_threshold)
+    def __init__(self, model_dir, card, backend="tflite", *, num_threads=1, **options):
+        super().__init__(model_dir, card, backend, **options)
         from ai_edge_litert.interpreter import Interpreter
 
-        path = self.model_dir / ARTIFACTS[artifact]
-        self.backend = artifact
+        path = self.model_dir / BACKENDS[backend].artifact
         try:
             self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
             self._runner = self._interpreter.get_signature_runner()
@@ -186,60 +164,17 @@ class TFLiteDetector(Detector):
         ).above(self.score_threshold)
 
 
-def decode_boxes(encodings: np.ndarray, anchors: np.ndarray, scales) -> np.ndarray:
-    """Faster R-CNN box coder: ``[A, 4]`` encodings (ty, tx, th, tw) on centre-size anchors
-    (yc, xc, h, w) -> normalised ``[A, 4]`` yxyx boxes (as webexport/web/hands.js decodes)."""
-    sy, sx, sh, sw = scales
-    yc = encodings[:, 0] / sy * anchors[:, 2] + anchors[:, 0]
-    xc = encodings[:, 1] / sx * anchors[:, 3] + anchors[:, 1]
-    h = np.exp(encodings[:, 2] / sh) * anchors[:, 2]
-    w = np.exp(encodings[:, 3] / sw) * anchors[:, 3]
-    return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1)
-
-
-def decode_raw(
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    labels: dict[int, str],
-    width: int,
-    height: int,
-    *,
-    iou_threshold: float,
-    max_detections: int,
-    min_score: float = 0.05,
-) -> Detections:
-    """Every anchor's box (normalised yxyx, ``[A, 4]``) and class scores (``[A, K]``) ->
-    per-class NMS, as the browser does it (webexport/web/hands.js)."""
-    keep_boxes, keep_scores, keep_ids = [], [], []
-    for c in range(scores.shape[1]):
-        idx = np.flatnonzero(scores[:, c] >= min_score)
-        kept = idx[nms(boxes[idx], scores[idx, c], iou_threshold, max_detections)]
-        keep_boxes.append(boxes[kept])
-        keep_scores.append(scores[kept, c])
-        keep_ids.append(np.full(len(kept), c + 1))
-    scores_all = np.concatenate(keep_scores)
-    top = np.argsort(-scores_all, kind="stable")[:max_detections]
-    return Detections.from_normalized(
-        np.concatenate(keep_boxes)[top],
-        scores_all[top],
-        np.concatenate(keep_ids)[top],
-        labels,
-        width,
-        height,
-    )
-
-
 class RawTFLiteDetector(TFLiteDetector):
     """ai-edge-litert on the raw-output model the browser runs (``litert/``): pixels resized
     to the input, box encodings and scores out, then the same decode + NMS as the page."""
 
-    def __init__(self, model_dir, card, score_threshold=0.0, artifact="tflite_raw", num_threads=1):
-        super().__init__(model_dir, card, score_threshold, artifact, num_threads)
+    def __init__(self, model_dir, card, backend="tflite_raw", **options):
+        super().__init__(model_dir, card, backend, **options)
         path = self.model_dir / "litert" / "anchors.bin"
-        if "litert" not in card or not path.is_file():
+        if card.litert is None or not path.is_file():
             raise UserError(f"{self.model_dir} has no litert/anchors.bin or no card entry litert")
         self._anchors = np.fromfile(path, "<f4").reshape(-1, 4)
-        self._scales = card["litert"]["box_coder_scales"]
+        self._scales = card.litert.box_coder_scales
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         return self._resized(image).astype(self._dtype)[None]  # uint8 (int8 model) or float
@@ -248,16 +183,15 @@ class RawTFLiteDetector(TFLiteDetector):
         image = self._check(image)
         out = self._runner(**{self._input_name: self.prepare(image)})
         boxes = decode_boxes(out["box_encodings"][0], self._anchors, self._scales)
-        return self._decode_raw(boxes, out["scores"][0], image)
+        return self._postprocess(boxes, out["scores"][0], image)
 
 
-class TFJSNodeDetector(Detector):
+class TFJSNodeDetector(ArtifactDetector):
     """The TF.js graph run by Node (one process per batch, wasm backend): for parity tests."""
 
-    def __init__(self, model_dir, card, score_threshold=0.0, artifact="tfjs", tfjs_backend="wasm"):
-        super().__init__(model_dir, card, score_threshold)
-        self.backend = artifact
-        self._dir = self.model_dir / ARTIFACTS[artifact]
+    def __init__(self, model_dir, card, backend="tfjs", *, tfjs_backend="wasm", **options):
+        super().__init__(model_dir, card, backend, **options)
+        self._dir = self.model_dir / BACKENDS[backend].artifact
         self._tfjs_backend = tfjs_backend
         self.last_ms: list[float] = []
         if not (self._dir / "model.json").is_file():
@@ -273,19 +207,19 @@ class TFJSNodeDetector(Detector):
         rows, self.last_ms = run_graph(self._dir, images, backend=self._tfjs_backend)
         out = []
         for image, row in zip(images, rows, strict=True):
-            ((raw,),) = row.values()
-            out.append(self._decode_raw(raw[:, :4], raw[:, 4:], image))
+            ((decoded,),) = row.values()  # [A, 4 + K]: decoded boxes, then class scores
+            out.append(self._postprocess(decoded[:, :4], decoded[:, 4:], image))
         return out
 
 
-class BrowserDetector(Detector):
+class BrowserDetector(ArtifactDetector):
     """hands.js in headless Chromium, on LiteRT.js (``litertjs``: threads, the page's default
-    in an isolated page; ``litertjs_1thread``: the single-threaded fallback)."""
+    in an isolated page; ``litertjs_1thread``: the single-threaded fallback). The page gets
+    this detector's card, served in place of the folder's file."""
 
-    def __init__(self, model_dir, card, score_threshold=0.0, artifact="litertjs"):
-        super().__init__(model_dir, card, score_threshold)
-        self.backend = artifact
-        self._runtime = "litert" if artifact.endswith("1thread") else "litert-threads"
+    def __init__(self, model_dir, card, backend="litertjs", **options):
+        super().__init__(model_dir, card, backend, **options)
+        self._runtime = "litert" if backend.endswith("1thread") else "litert-threads"
 
     def detect(self, image):
         return self.detect_batch([image])[0]
@@ -298,13 +232,56 @@ class BrowserDetector(Detector):
             self.model_dir,
             images,
             runtime=self._runtime,
-            score_threshold=max(self.score_threshold, 0.05),
+            score_threshold=max(self.score_threshold, self.card.postprocess.min_score),
+            card=self.card,
         )
         return [Detections.from_hands_js(found).above(self.score_threshold) for found in pages]
 
 
+@dataclass(frozen=True)
+class Backend:
+    """One way to run an exported model: the artifact it needs and the detector that runs it.
+    ``browser`` backends run in headless Chromium: batch use (parity, comparisons), not detect's
+    CLIs."""
+
+    artifact: str
+    make: Callable[..., ArtifactDetector]
+    browser: bool = False
+
+
+BACKENDS = {
+    "saved_model": Backend("saved_model", SavedModelDetector),
+    "tflite": Backend("model_int8.tflite", TFLiteDetector),
+    "tflite_fp32": Backend("model_fp32.tflite", TFLiteDetector),
+    "tflite_raw": Backend("litert/model_int8.tflite", RawTFLiteDetector),
+    "tflite_raw_fp32": Backend("litert/model_fp32.tflite", RawTFLiteDetector),
+    "tfjs": Backend("tfjs", TFJSNodeDetector),
+    "tfjs_uint8": Backend("tfjs_uint8", TFJSNodeDetector),
+    "litertjs": Backend("litert/model_int8.tflite", BrowserDetector, browser=True),
+    "litertjs_1thread": Backend("litert/model_int8.tflite", BrowserDetector, browser=True),
+}
+ARTIFACTS = {k: b.artifact for k, b in BACKENDS.items() if not b.browser}  # detect's choices
+BROWSER = {k: b.artifact for k, b in BACKENDS.items() if b.browser}
+
+
 def available(model_dir: str | Path) -> list[str]:
     return [b for b, p in ARTIFACTS.items() if (Path(model_dir) / p).exists()]
+
+
+def check_backend(model_dir: str | Path, backend: str, *, card_in_hand: bool = False) -> Backend:
+    """The backend, if the folder has what it needs (a card, unless the caller holds it, and
+    the artifact); else one clear error naming what is there."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    if not card_in_hand and not (Path(model_dir) / FILE).is_file():
+        ModelCard.load(model_dir)  # says what is wrong
+    spec = BACKENDS[backend]
+    if not (Path(model_dir) / spec.artifact).exists():
+        raise UserError(
+            f"{model_dir} has no {spec.artifact} (backend {backend}); it has: "
+            f"{', '.join(available(model_dir)) or 'nothing'}"
+        )
+    return spec
 
 
 def load_detector(
@@ -314,23 +291,16 @@ def load_detector(
     score_threshold: float = 0.0,
     num_threads: int = 1,
     tfjs_backend: str = "wasm",
-) -> Detector:
-    """The detector for one artifact of an exported model folder."""
-    paths = {**ARTIFACTS, **BROWSER}
-    if backend not in paths:
-        raise UserError(f"unknown backend {backend!r}; choose one of {sorted(paths)}")
-    card = read_card(model_dir)
-    if not (Path(model_dir) / paths[backend]).exists():
-        raise UserError(
-            f"{model_dir} has no {paths[backend]} (backend {backend}); it has: "
-            f"{', '.join(available(model_dir)) or 'nothing'}"
-        )
-    if backend in BROWSER:
-        return BrowserDetector(model_dir, card, score_threshold, backend)
-    if backend == "saved_model":
-        return SavedModelDetector(model_dir, card, score_threshold)
-    if backend.startswith("tflite_raw"):
-        return RawTFLiteDetector(model_dir, card, score_threshold, backend, num_threads)
-    if backend.startswith("tflite"):
-        return TFLiteDetector(model_dir, card, score_threshold, backend, num_threads)
-    return TFJSNodeDetector(model_dir, card, score_threshold, backend, tfjs_backend)
+    card: ModelCard | None = None,
+) -> ArtifactDetector:
+    """The detector for one artifact of an exported model folder (``card``: the folder's card
+    when the caller holds it already, e.g. the exporter before it writes it)."""
+    spec = check_backend(model_dir, backend, card_in_hand=card is not None)
+    return spec.make(
+        model_dir,
+        card or ModelCard.load(model_dir),
+        backend,
+        score_threshold=score_threshold,
+        num_threads=num_threads,
+        tfjs_backend=tfjs_backend,
+    )

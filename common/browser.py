@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 
 from common import UserError
+from common.decode import MIN_SCORE
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -89,12 +90,14 @@ def hands_js_detections(
     *,
     runtime: str = "litert-threads",
     precision: str = "int8",
-    score_threshold: float = 0.05,
+    score_threshold: float = MIN_SCORE,
     chunk: int = 16,
+    card=None,
 ) -> list[list[dict]]:
     """The demo page's own detections (``hands.load({runtime, precision})`` then
     ``detect(img)``) on RGB images, in one headless Chromium page served from 127.0.0.1.
-    Images reach the page as PNG, so it sees the very pixels given here."""
+    Images reach the page as PNG, so it sees the very pixels given here. ``card``: a
+    ``ModelCard`` to serve instead of the folder's file."""
     import cv2
     from tqdm import tqdm
 
@@ -109,7 +112,7 @@ def hands_js_detections(
             names.append(f"{i:06d}.png")
             with open(os.path.join(tmp, names[-1]), "wb") as f:
                 f.write(png.tobytes())
-        server, url = serve_in_background(model=model_dir, port=0, extra={"media": tmp})
+        server, url = serve_in_background(model=model_dir, port=0, extra={"media": tmp}, card=card)
         try:
             with browser_page(timeout_s=300) as page:
                 errors: list[str] = []

@@ -8,12 +8,16 @@ webexport/node_modules (npm ci).
 from __future__ import annotations
 
 import http.server
+import io
+import json
 import threading
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 from common import DEFAULT_MODEL, UserError
+from common.card import FILE as CARD
+from common.card import ModelCard
 
 WEB = Path(__file__).resolve().parent.parent / "webexport"  # the page and its npm packages
 TFJS = WEB / "node_modules" / "@tensorflow"
@@ -35,6 +39,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     routes: ClassVar[dict[str, Path]] = {}
+    files: ClassVar[dict[str, bytes]] = {}  # paths served from memory (a card being written)
     isolate: ClassVar[bool] = True  # COOP/COEP: cross-origin isolation, so wasm threads
     extensions_map: ClassVar[dict[str, str]] = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -69,7 +74,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if host not in LOCAL_HOSTS:  # a DNS-rebinding page names its own host here
             self.send_error(421, "unexpected Host header")
             return None
-        return super().send_head()
+        body = self.files.get(unquote(urlsplit(self.path).path))
+        if body is None:
+            return super().send_head()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
 
     def end_headers(self):
         if self.isolate:
@@ -88,12 +100,15 @@ def make_server(
     port: int = 8000,
     extra: dict[str, Path] | None = None,
     isolate: bool = True,
+    card: ModelCard | None = None,
 ) -> tuple[http.server.ThreadingHTTPServer, str]:
     """A server bound to 127.0.0.1 (port 0: any free port) and its base URL. ``isolate=False``
-    leaves out COOP/COEP, as a host without those headers would (no wasm threads)."""
+    leaves out COOP/COEP, as a host without those headers would (no wasm threads); ``card``
+    is served as the model's card instead of its file (the exporter's, before it is saved)."""
     model = Path(model)
     runnable = (model / "litert" / "model_int8.tflite", model / "tfjs" / "model.json")
-    if not (model / "model_card.json").is_file() or not any(p.is_file() for p in runnable):
+    has_card = card is not None or (model / CARD).is_file()
+    if not has_card or not any(p.is_file() for p in runnable):
         raise UserError(
             f"{model} has no browser model (litert/model_int8.tflite or tfjs/model.json); "
             "export one with python -m pipelines.export"
@@ -102,7 +117,12 @@ def make_server(
         raise UserError(f"TF.js or LiteRT.js packages missing: run `npm ci` in {WEB}")
     routes = {"/model/": model, "/": WEB / "web"}
     routes.update({f"/{k.strip('/')}/": Path(v) for k, v in (extra or {}).items()})
-    handler = type("RoutedHandler", (Handler,), {"routes": routes, "isolate": isolate})
+    files = {}
+    if card is not None:
+        files["/model/" + CARD] = json.dumps(card.to_dict()).encode()
+    handler = type(
+        "RoutedHandler", (Handler,), {"routes": routes, "isolate": isolate, "files": files}
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 

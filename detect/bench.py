@@ -3,6 +3,7 @@ scripts, with and without writing the annotated video, per backend; and model-on
 our int8 model next to MediaPipe's palm_detection_full.tflite in the same LiteRT harness.
 
     python -m detect.bench [--model exported/hands_ssd320] [--frames 300]
+    python -m detect.bench --against /tmp/base [--rounds 10]   # A/B against another checkout
 
 MediaPipe's file comes from the mediapipe==0.10.21 wheel (pip download --no-deps, cached);
 that row is skipped when it cannot be had. Targets (2 cores): multi-threaded int8 >= 200 FPS
@@ -21,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import DEFAULT_MODEL, MEDIAPIPE, UserError, wheel_file
-from detect.run import build_parser, run_multi, run_single
-from prep.bench import DEFAULT_SAMPLE, sample_frames
+from common import DEFAULT_MODEL, MEDIAPIPE, UserError, fail, wheel_file
+from detect.run import DetectOptions, detect
+from prep.samples import DEFAULT_SAMPLE, sample_frames
 
 PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"
 
@@ -78,6 +79,55 @@ def latency(path: Path, runs: int = 200) -> float:
     return float(np.median(invoker.times))
 
 
+def against(other: Path, model: Path, video: Path, rounds: int, work: Path) -> dict:
+    """detect_multi_threaded.py with the mp4 and JSON written, this checkout against
+    ``other`` (another checkout of the project), as separate processes interleaved round by
+    round (the first rotates; one warm-up round dropped). ``{name: [fps, ...]}``."""
+    import re
+    import subprocess
+
+    here = Path(__file__).resolve().parents[1]
+    trees = {"this checkout": here, f"{other}": other.resolve()}
+    fps: dict[str, list[float]] = {name: [] for name in trees}
+    names = list(trees)
+    for r in range(rounds + 1):
+        for k in range(len(names)):
+            name = names[(r + k) % len(names)]
+            result = subprocess.run(
+                [sys.executable, str(trees[name] / "detect" / "detect_multi_threaded.py"),
+                 "--source", str(video), "--model", str(model), "--num-workers", "2",
+                 "--output", str(work / "ab.mp4"), "--json", str(work / "ab.jsonl")],
+                capture_output=True, text=True, cwd=trees[name],
+            )  # fmt: skip
+            found = re.search(r"\(([\d.]+) FPS\)", result.stdout)
+            if result.returncode != 0 or not found:
+                raise UserError(f"{name}: detect failed: {result.stderr.strip()[-300:]}")
+            if r:  # round 0 warms the caches up
+                fps[name].append(float(found[1]))
+    return fps
+
+
+def against_table(fps: dict[str, list[float]], frames: int) -> str:
+    (a, xs), (b, ys) = fps.items()
+    lines = [
+        f"detect_multi_threaded.py, 1280x720, {frames} frames, mp4 + JSON written, 2 workers; "
+        f"{len(xs)} rounds, interleaved",
+        "",
+        "| code | median FPS | IQR FPS | min-max |",
+        "|---|---|---|---|",
+    ]
+    for name, v in fps.items():
+        q1, med, q3 = np.percentile(v, [25, 50, 75])
+        lines.append(f"| {name} | {med:.1f} | {q1:.1f}-{q3:.1f} | {min(v):.1f}-{max(v):.1f} |")
+    paired = np.median([x / y for x, y in zip(xs, ys, strict=True)])
+    lines.append("")
+    lines.append(
+        f"{a} / {b}: {np.median(xs) / np.median(ys):.3f} (medians), {paired:.3f} (median of "
+        "the per-round ratios)"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,10 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKOUT",
+        help="only the A/B: detect multi of this checkout against another one (e.g. a "
+        "`git worktree` of an earlier commit), interleaved",
+    )
+    p.add_argument("--rounds", type=int, default=10, help="--against: measured rounds")
     args = p.parse_args(argv)
     if not (args.model / "model_int8.tflite").is_file():
         print(f"error: {args.model} has no model_int8.tflite", file=sys.stderr)
         return 2
+    if args.against:
+        if not (args.against / "detect" / "detect_multi_threaded.py").is_file():
+            return fail(f"{args.against} is not a checkout of this project")
+        with tempfile.TemporaryDirectory() as tmp:
+            video = make_video(Path(tmp) / "bench.mp4", args.frames, args.sample)
+            try:
+                fps = against(args.against, args.model, video, args.rounds, Path(tmp))
+            except UserError as e:
+                return fail(str(e))
+        print(against_table(fps, args.frames))
+        return 0
     workers = os.cpu_count() or 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,21 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         for backend in ("tflite_raw", "tflite", "tflite_fp32", "saved_model"):
             for write in (False, True):
                 for multi in (False, True):
-                    output = ["--output", str(Path(tmp) / "out.mp4")] if write else []
-                    ns = build_parser(multi=True).parse_args(
-                        [
-                            "--source",
-                            str(video),
-                            "--model",
-                            str(args.model),
-                            "--backend",
-                            backend,
-                            "--num-workers",
-                            str(workers),
-                            *output,
-                        ]
+                    options = DetectOptions(
+                        source=str(video),
+                        model=str(args.model),
+                        backend=backend,
+                        num_workers=workers,
+                        output=str(Path(tmp) / "out.mp4") if write else None,
                     )
-                    report = (run_multi if multi else run_single)(ns)
+                    report = detect(options, multi=multi)
                     rows.append((backend, "multi" if multi else "single", write, report["fps"]))
     print(f"\nend-to-end detection, 1280x720 video, {args.frames} frames, {workers} core(s)")
     print("| backend     | script | output written | FPS    |")

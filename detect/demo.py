@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from common import DEFAULT_MODEL
-from detect.run import main as detect_main
-from prep.bench import DEFAULT_SAMPLE
+from detect.run import DetectOptions, run_cli
+from prep.samples import DEFAULT_SAMPLE
 
 
 def default_source(sample: Path) -> str:
@@ -40,23 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     source = args.source or default_source(DEFAULT_SAMPLE)
     print(f"source: {source}\nmodel:  {args.model}")
-    code = detect_main(
-        [
-            "--source",
-            source,
-            "--model",
-            args.model,
-            "--fps",
-            "10",
-            "--output",
-            str(args.out / "detections.mp4"),
-            "--json",
-            str(args.out / "detections.jsonl"),
-        ],
-        multi=True,
+    video, lines = args.out / "detections.mp4", args.out / "detections.jsonl"
+    options = DetectOptions(
+        source=source, model=args.model, fps=10, output=str(video), json=str(lines)
     )
+    code = run_cli(options, multi=True)
     if code == 0:
-        print(f"wrote {args.out / 'detections.mp4'} and {args.out / 'detections.jsonl'}")
+        print(f"wrote {video} and {lines}")
     return code
 
 

@@ -20,7 +20,6 @@ Per exported model (default: every ``exported/hands_ssd*``):
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -28,10 +27,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common import DEFAULT_MODEL, UserError, fail
+from common import DEFAULT_MODEL, UserError, atomic_write_json, fail
+from common.card import ModelCard
 from detect.bench import Invoker, make_video, palm_model
-from detect.run import build_parser, run_multi
-from prep.bench import DEFAULT_SAMPLE
+from detect.run import DetectOptions, detect
+from prep.samples import DEFAULT_SAMPLE
 
 SOURCES = ("ego", "subhih", "asl", "fingers")
 
@@ -55,11 +55,14 @@ def multi_fps(models: list[Path], video: Path, rounds: int, work: Path) -> dict[
     fps: dict[str, list[float]] = {m.name: [] for m in models}
     for _ in tqdm(range(rounds), desc="detect multi rounds", leave=False):
         for model in models:
-            args = build_parser(multi=True).parse_args(
-                ["--source", str(video), "--model", str(model), "--output",
-                 str(work / "out.mp4"), "--json", str(work / "out.jsonl"), "--num-workers", "2"]
-            )  # fmt: skip
-            fps[model.name].append(run_multi(args)["fps"])
+            options = DetectOptions(
+                source=str(video),
+                model=str(model),
+                output=str(work / "out.mp4"),
+                json=str(work / "out.jsonl"),
+                num_workers=2,
+            )
+            fps[model.name].append(detect(options, multi=True)["fps"])
     return {k: statistics.median(v) for k, v in fps.items()}
 
 
@@ -123,15 +126,13 @@ def family(models: list[Path], rounds: int, frames: int, fps_rounds: int, browse
                 page[m.name] = browser_ms(m, work / "frame.png")
     rows = []
     for m in models:
-        card = json.loads((m / "model_card.json").read_text())
+        card = ModelCard.load(m)
         rows.append(
             {
                 "model": m.name,
-                "input": card["input_size"][0],
-                "anchors": card.get("litert", {}).get("anchors"),
-                "AP50": {
-                    s: card["eval"].get(s, {}).get("box_AP50") for s in SOURCES if s in card["eval"]
-                },
+                "input": card.input_size[0],
+                "anchors": card.litert.anchors if card.litert else None,
+                "AP50": {s: card.eval[s].get("box_AP50") for s in SOURCES if s in card.eval},
                 "int8_ms": lat[f"{m.name} od"],
                 "raw_ms": lat.get(f"{m.name} raw"),
                 "litertjs_ms": page.get(m.name),
@@ -199,16 +200,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             models = sorted(
                 DEFAULT_MODEL.parent.glob("hands_ssd*"),
-                key=lambda m: -json.loads((m / "model_card.json").read_text())["input_size"][0],
+                key=lambda m: -ModelCard.load(m).input_size[0],
             )
         for m in models:
-            if not (m / "model_card.json").is_file():
-                raise UserError(f"{m} is not an exported model folder")
+            ModelCard.load(m)  # an exported model folder, or one clear error
         result = family(models, args.rounds, args.frames, args.fps_rounds, not args.no_browser)
         if args.json:
-            from common import atomic_write_bytes
-
-            atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+            atomic_write_json(args.json, result)
     except UserError as e:
         return fail(str(e))
     print(table(result))

@@ -28,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines import config as cfg
-from pipelines.train import Trainer
-from prep.bench import DEFAULT_SAMPLE, polygon_tree
-from prep.egohands_clean import prepare
+from pipelines import pipeline_config as cfg
+from pipelines.train import Trainer, TrainOptions
+from prep.egohands import prepare
+from prep.samples import DEFAULT_SAMPLE, polygon_tree
 from prep.sources import Source
 
 TARGET = 0.95
@@ -55,7 +55,8 @@ def measure(
     proto = cfg.configure(model, data, batch_size=batch_size, steps=10_000, from_scratch=True)
     pipeline = work / f"{model}.config"
     cfg.save(proto, pipeline)
-    trainer = Trainer(pipeline, work / f"run-{model}", fast_decode=fast_decode)
+    options = TrainOptions(full_res_decode=not fast_decode)
+    trainer = Trainer(pipeline, work / f"run-{model}", options)
     trainer.restore()
     iterator = iter(trainer.dataset)
     real = timed(trainer.step, iterator, steps)
@@ -84,7 +85,9 @@ def replica_run(data: Path, work: Path, replicas: int, steps: int) -> float:
     proto = cfg.configure("ssd", data, batch_size=8, steps=10_000, from_scratch=True)
     pipeline = work / f"replicas{replicas}.config"
     cfg.save(proto, pipeline)
-    trainer = Trainer(pipeline, work / f"run-replicas{replicas}", strategy=strategy, seed=0)
+    trainer = Trainer(
+        pipeline, work / f"run-replicas{replicas}", TrainOptions(seed=0), strategy=strategy
+    )
     trainer.restore()
     return timed(trainer.step, iter(trainer.dataset), steps)
 

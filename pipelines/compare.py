@@ -8,24 +8,22 @@ Rows (``--rows``, default all): our model through each exported artifact (``save
 ``tflite`` int8, ``tflite_fp32``, ``tflite_raw`` (the browser's int8 model, decoded in NumPy),
 ``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium) and
 ``handtrack`` (handtrack.js 0.1.5's
-ssd320fpnlite, its own TF.js graph run in Node: its raw boxes and class scores, decoded by the
+ssd320fpnlite, its own TF.js graph run in Node: its pre-NMS boxes and class scores through the
 same per-class NMS as ours, hand-pose classes (open, closed, pinch, point) merged into "hand",
-face and fingertip classes left out). TF.js runs on the wasm backend (15x the speed of Node's
-cpu backend; the OD API's NMS inside handtrack.js's graph is wrong on wasm, which is why its
-raw outputs are read). Every row is scored by pycocotools on the same ground truth; faces are
-found by MediaPipe's face detector (pipelines/faces.py).
+face and fingertip classes left out; pipelines/handtrack.py). TF.js runs on the wasm backend
+(15x the speed of Node's cpu backend; the OD API's NMS inside handtrack.js's graph is wrong on
+wasm, which is why its pre-NMS outputs are read). Every row is a detector of the one interface
+(``common.backends.Detector``), scored by pycocotools on the same ground truth; faces are found
+by MediaPipe's face detector (pipelines/faces.py), itself behind that interface.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import io
-import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -35,11 +33,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from common import DEFAULT_MODEL, UserError, fail
-from common.backends import load_detector
-from common.detections import Detections, nms
+from common.backends import Detector, load_detector
+from common.detections import Detections
 from prep.tfrecord import read_records
-
-HAND_POSES = (1, 2, 3, 4)
 
 
 def coco_ap(truth: list[np.ndarray], found: list[Detections]) -> dict[str, float]:
@@ -82,33 +78,6 @@ def coco_ap(truth: list[np.ndarray], found: list[Detections]) -> dict[str, float
     return {"AP": float(evaluation.stats[0]), "AP50": float(evaluation.stats[1])}
 
 
-def handtrack_detections(images: list[np.ndarray], min_score: float = 0.01) -> list[Detections]:
-    from common.backends import decode_raw
-    from common.nodejs import run_graph
-    from pipelines.import_handtrackjs import HTJ_CLASSES, MODEL_SUBDIR, RAW_OUTPUTS, fetch_package
-
-    names = list(RAW_OUTPUTS.values())
-    rows, _ = run_graph(fetch_package() / MODEL_SUBDIR, images, outputs=names, backend="wasm")
-    labels = dict(enumerate(HTJ_CLASSES, 1))
-    out = []
-    for image, row in zip(images, rows, strict=True):
-        boxes, scores = row[names[0]][0], row[names[1]][0][:, 1:]  # column 0 is background
-        det = decode_raw(
-            boxes,
-            scores,
-            labels,
-            image.shape[1],
-            image.shape[0],
-            iou_threshold=0.6,
-            max_detections=100,
-            min_score=min_score,
-        )
-        det = det[np.isin(det.class_ids, HAND_POSES)]
-        det = Detections(det.boxes, det.scores, np.ones(len(det), np.int32), ("hand",) * len(det))
-        out.append(det[nms(det.boxes, det.scores, 0.5, 100)] if len(det) else det)  # merged
-    return out
-
-
 ROWS = {
     "saved_model": "ours, SavedModel",
     "tflite": "ours, int8 TFLite",
@@ -129,20 +98,13 @@ class Row:
     skipped: str = ""
 
 
-def detector_rows(model: Path, rows: list[str]) -> dict[str, Callable]:
-    """``{row: images -> detections}`` for the chosen rows."""
-    fns: dict[str, Callable] = {}
-    for row in rows:
-        if row == "handtrack":
-            fns[row] = handtrack_detections
-        else:
-            fns[row] = functools.partial(_ours, model, row)
-    return fns
+def make_detector(model: Path, row: str) -> Detector:
+    """The detector behind one row, keeping every detection down to score 0.01 (for AP)."""
+    if row == "handtrack":
+        from pipelines.handtrack import HandtrackJSDetector
 
-
-def _ours(model: Path, backend: str, images: list[np.ndarray]) -> list[Detections]:
-    detector = load_detector(model, backend, score_threshold=0.01)
-    return detector.detect_batch(images)
+        return HandtrackJSDetector(score_threshold=0.01)
+    return load_detector(model, row, score_threshold=0.01)
 
 
 def compare(
@@ -164,16 +126,17 @@ def compare(
         data[name] = ([ex.image() for ex in examples], [ex.boxes for ex in examples])
     try:
         face_detector = FaceDetector()
-        faces = {n: [face_detector.detect(im) for im in ims] for n, (ims, _) in data.items()}
+        faces = {n: [face_detector.detect(im).boxes for im in ims] for n, (ims, _) in data.items()}
     except UserError:
         faces = None
     results = []
-    for key, fn in detector_rows(model, rows).items():
+    for key in rows:
         row, t0 = Row(ROWS[key]), time.perf_counter()
         try:
+            detector = make_detector(model, key)
             counter = FaceFalsePositives()
             for name, (images, truth) in data.items():
-                found = fn(images)
+                found = detector.detect_batch(images)
                 row.per_source[name] = coco_ap(truth, found)
                 for i, det in enumerate(found if faces else []):
                     counter.add_faces(faces[name][i], truth[i], det.boxes, det.scores)
@@ -186,23 +149,17 @@ def compare(
     return results, {n: len(ims) for n, (ims, _) in data.items()}
 
 
-def sources_of(data: Path) -> dict[str, str]:
-    """Each source's held-out records (eval and test) of a ``prep.mix`` folder."""
-    from prep.mix import is_mix
+def sources_of(data: Path) -> dict[str, list[str]]:
+    """Each source's held-out records of a ``prep.mix`` folder (``prep.folder`` decides)."""
+    from prep.folder import Dataset
 
-    if not is_mix(data):
+    dataset = Dataset.read(data)
+    if not dataset.mix:
         raise UserError(
             f"{data} is not a dataset folder written by prep.mix (run python -m prep.mix, or "
             "pass --records)"
         )
-    summary = json.loads((Path(data) / "summary.json").read_text())
-    out = {}
-    for name, s in summary["sources"].items():
-        held = [str(Path(data) / s["splits"][k]["records"]) for k in ("eval", "test")]
-        held = [h for h, k in zip(held, ("eval", "test"), strict=True) if s["splits"][k]["frames"]]
-        if held:
-            out[name] = held
-    return out
+    return {name: held for name, s in dataset.sources.items() if (held := s.held_out())}
 
 
 def print_table(rows: list[Row], counts: dict[str, int]) -> None:

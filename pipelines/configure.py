@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        from pipelines import config
+        from pipelines import pipeline_config as config
 
         proto = config.configure(
             args.model,

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from common import UserError
-from pipelines.odapi import tf
+from pipelines.odapi_compat import tf
 
 CONNECT_TIMEOUT_S = 120.0
 

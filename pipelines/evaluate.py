@@ -21,16 +21,15 @@ mean of per-image IoUs is given too. On images that show a face (MediaPipe's fac
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from common import UserError, atomic_write_bytes, fail
-from pipelines import config as cfg
-from pipelines.odapi import tf
+from common import UserError, atomic_write_json, fail
+from pipelines import pipeline_config as cfg
+from pipelines.odapi_compat import tf
 
 from object_detection import eval_util, inputs, model_lib, model_lib_v2
 from object_detection.builders import model_builder
@@ -338,7 +337,7 @@ def follow(
                 except UserError as e:  # removed by max_to_keep meanwhile, or damaged
                     print(f"skipped {checkpoint}: {e}", flush=True)
                     continue
-                atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+                atomic_write_json(out, result)
                 print(f"{checkpoint} (step {step})", flush=True)
                 print_table(result["per_source"])
             if step >= cfg.load(config).train_config.num_steps:
@@ -388,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline, checkpoint, max_examples=args.max_examples, summary_dir=model_dir / "eval"
         )
         out = args.out or model_dir / "eval" / f"metrics-{result['step']}.json"
-        atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+        atomic_write_json(out, result)
     except UserError as e:
         return fail(str(e))
     print(f"{checkpoint} (step {result['step']})")

@@ -15,7 +15,7 @@ Writes, atomically, into ``--out``:
   ``[1, A, 4]`` and sigmoid class scores ``[1, A, K]`` out, plus ``anchors.bin`` (float32
   ``[A, 4]`` centre-size yc, xc, h, w). LiteRT.js in the browser runs these (it cannot run the
   TFLite detection post-processing op); the box decoding and NMS run beside it, in JS as in
-  Python (``common.backends.decode_boxes`` / ``decode_raw``);
+  Python (``common.decode``);
 - SSD only: ``tfjs/`` (float) and ``tfjs_uint8/`` (uint8-quantised weights) TF.js graph models
   of the network up to decoded boxes and class scores; the page does the NMS (the TF.js wasm
   backend mis-casts float to bool inside the OD API's NMS graph);
@@ -41,12 +41,14 @@ import numpy as np
 from tqdm import tqdm
 
 from common import UserError, atomic_dir, fail, read_label_map
-from common.backends import ARTIFACTS, BROWSER, CARD, load_detector
+from common.backends import ARTIFACTS, BROWSER, load_detector
 from common.browser import chromium_ready
+from common.card import FILE as CARD
+from common.card import ModelCard, Postprocess, RawOutputs
 from common.detections import match
 from common.nodejs import node_ready
-from pipelines import config as cfg
-from pipelines.odapi import tf
+from pipelines import pipeline_config as cfg
+from pipelines.odapi_compat import tf
 from prep.tfrecord import read_records
 
 from object_detection import exporter_lib_v2
@@ -191,7 +193,7 @@ class _EncodedSSD(tf.Module):
         return np.concatenate([(y0 + y1) / 2, (x0 + x1) / 2, y1 - y0, x1 - x0], axis=1)
 
 
-def export_litert(proto, model, out: Path, representative: list[np.ndarray]) -> dict:
+def export_litert(proto, model, out: Path, representative: list[np.ndarray]) -> RawOutputs:
     """``litert/``: the raw-output models and the anchors; returns the card's ``litert`` entry."""
     height, width = cfg.input_size(proto)
     module = _EncodedSSD(proto, model)
@@ -210,19 +212,20 @@ def export_litert(proto, model, out: Path, representative: list[np.ndarray]) -> 
         (folder / "model_fp32.tflite").write_bytes(_convert(tmp))
         (folder / "model_int8.tflite").write_bytes(_convert(tmp, pixels, int8_only=True))
     coder = proto.model.ssd.box_coder.faster_rcnn_box_coder
-    return {
-        "anchors": len(anchors),
-        "box_coder_scales": [coder.y_scale, coder.x_scale, coder.height_scale, coder.width_scale],
-        "outputs": {
+    return RawOutputs(
+        anchors=len(anchors),
+        box_coder_scales=[coder.y_scale, coder.x_scale, coder.height_scale, coder.width_scale],
+        outputs={
             "box_encodings": [1, len(anchors), 4],
             "scores": [1, len(anchors), cfg.num_classes(proto)],
         },
-    }
+    )
 
 
-class _RawSSD(tf.Module):
+class _DecodedSSD(tf.Module):
     """Image (uint8, any size) -> ``[1, anchors, 4 + K]``: decoded boxes (normalised ymin,
-    xmin, ymax, xmax) and per-class scores. One output, so nothing depends on output names."""
+    xmin, ymax, xmax) and per-class scores, before NMS. One output (named ``raw``, as shipped),
+    so nothing depends on output names."""
 
     def __init__(self, proto, model):
         super().__init__()
@@ -240,7 +243,7 @@ class _RawSSD(tf.Module):
 def export_tfjs(proto, model, out: Path) -> None:
     from tensorflowjs.converters import tf_saved_model_conversion_v2 as tfjs
 
-    module = _RawSSD(proto, model)
+    module = _DecodedSSD(proto, model)
     fn = tf.function(
         module.serve, input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="image")]
     )
@@ -283,8 +286,10 @@ def interleave(patterns: list, count: int) -> list:
     return out
 
 
-def parity(out: Path, images: list[np.ndarray], backends: list[str]) -> dict:
-    reference = load_detector(out, "saved_model", score_threshold=PARITY_SCORE)
+def parity(out: Path, card: ModelCard, images: list[np.ndarray], backends: list[str]) -> dict:
+    """Each backend's detections matched to the SavedModel's on ``images`` (the card is the
+    one being written: the detectors get it from here, not from the folder)."""
+    reference = load_detector(out, "saved_model", score_threshold=PARITY_SCORE, card=card)
     ref = [reference.detect(im) for im in tqdm(images, desc="parity: saved_model", leave=False)]
     total = sum(len(d) for d in ref)
     result = {
@@ -294,7 +299,7 @@ def parity(out: Path, images: list[np.ndarray], backends: list[str]) -> dict:
         "saved_model_detections": total,
     }
     for backend in backends:
-        detector = load_detector(out, backend, score_threshold=PARITY_SCORE - 0.1)
+        detector = load_detector(out, backend, score_threshold=PARITY_SCORE - 0.1, card=card)
         dets = detector.detect_batch(images)
         matched, score_diff, extra = 0, 0.0, 0
         for r, d in zip(ref, dets, strict=True):
@@ -323,7 +328,7 @@ def export(
     eval_metrics: dict | None = None,
     extra_card: dict | None = None,
     formats: tuple[str, ...] = ("saved_model", "tflite", "tfjs"),
-) -> dict:
+) -> ModelCard:
     proto = cfg.load(pipeline)
     checkpoint_dir, out = Path(checkpoint_dir), Path(out)
     arch = cfg.meta_arch(proto)
@@ -362,26 +367,26 @@ def export(
         (tmp / "labels.txt").write_text("".join(f"{labels[i]}\n" for i in sorted(labels)))
         shutil.copy(label_map, tmp / "label_map.pbtxt")
         cfg.save(proto, tmp / "pipeline.config")
-        post = _postprocess(proto)
-        card = {
-            "name": out.name,
-            "architecture": _architecture(proto),
-            "input_size": list(cfg.input_size(proto)),
-            "labels": {str(k): v for k, v in sorted(labels.items())},
-            "postprocess": post,
-            **({"litert": litert} if litert else {}),
-            "training": {
+        card = ModelCard(
+            name=out.name,
+            architecture=_architecture(proto),
+            input_size=cfg.input_size(proto),
+            labels=labels,
+            postprocess=_postprocess(proto),
+            litert=litert,
+            training={
                 "checkpoint": Path(checkpoint).name,
                 "steps": step_of(checkpoint),
                 "batch_size": proto.train_config.batch_size,
                 "train_records": list(proto.train_input_reader.tf_record_input_reader.input_path),
             },
-            "eval": eval_metrics or {},
-            "notes": notes,
-            **(extra_card or {}),
-        }
-        (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")  # loaders need it for parity
-        backends = [b for b in ARTIFACTS if b != "saved_model" and (tmp / ARTIFACTS[b]).exists()]
+            eval=eval_metrics or {},
+            notes=notes,
+        )
+        if extra_card:  # training data, licences, recipe: new fields, or ones it replaces
+            card = ModelCard.from_dict({**card.to_dict(), **extra_card})
+            notes = card.notes
+        backends = [b for b, p in ARTIFACTS.items() if b != "saved_model" and (tmp / p).exists()]
         if (tmp / BROWSER["litertjs"]).exists():
             backends.append("litertjs")  # the page's default runtime, in headless Chromium
         if not node_ready():
@@ -392,14 +397,12 @@ def export(
         if "litertjs" in backends and not chromium_ready():
             backends.remove("litertjs")
             notes.append("parity of litertjs not measured: headless Chromium missing")
-        card["parity"] = parity(tmp, held_out_images(proto, parity_images), backends)
+        card.parity = parity(tmp, card, held_out_images(proto, parity_images), backends)
         files = [*ARTIFACTS.values(), "litert/anchors.bin"]
-        card["files_mb"] = {
-            f: round(_size(tmp / f) / 2**20, 2) for f in files if (tmp / f).exists()
-        }
-        int8 = card["parity"].get("tflite", {}).get("matched_fraction")
-        card["int8_keeps_detections"] = None if int8 is None else int8 >= INT8_KEEP
-        (tmp / CARD).write_text(json.dumps(card, indent=2) + "\n")
+        card.files_mb = {f: round(_size(tmp / f) / 2**20, 2) for f in files if (tmp / f).exists()}
+        int8 = card.parity.get("tflite", {}).get("matched_fraction")
+        card.int8_keeps_detections = None if int8 is None else int8 >= INT8_KEEP
+        card.save(tmp)
     return card
 
 
@@ -419,16 +422,16 @@ def _architecture(proto) -> str:
     return f"{kind} {fr.feature_extractor.type} (OD API)"
 
 
-def _postprocess(proto) -> dict:
+def _postprocess(proto) -> Postprocess:
     arch = getattr(proto.model, cfg.meta_arch(proto))
     nms = (
         arch.post_processing if cfg.meta_arch(proto) == "ssd" else arch.second_stage_post_processing
     ).batch_non_max_suppression
-    return {
-        "iou_threshold": round(nms.iou_threshold, 4),
-        "max_detections": nms.max_total_detections,
-        "score": "sigmoid" if cfg.meta_arch(proto) == "ssd" else "softmax",
-    }
+    return Postprocess(
+        iou_threshold=round(nms.iou_threshold, 4),
+        max_detections=nms.max_total_detections,
+        score="sigmoid" if cfg.meta_arch(proto) == "ssd" else "softmax",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -487,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except UserError as e:
         return fail(str(e))
-    print(f"wrote {args.out}: {', '.join(card['files_mb'])}")
-    for backend, figures in card["parity"].items():
+    print(f"wrote {args.out}: {', '.join(card.files_mb)}")
+    for backend, figures in card.parity.items():
         if isinstance(figures, dict):
             print(
                 f"  parity {backend:<12} matched {figures['matched_fraction']}  "

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 
 from common import MEDIAPIPE, wheel_file
+from common.backends import Detector
+from common.detections import Detections
 
 MODEL = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 SIZE = 128
@@ -30,8 +32,12 @@ def _anchors() -> np.ndarray:
     return np.array(centres, np.float32)
 
 
-class FaceDetector:
-    """``detect(rgb) -> (N, 4)`` face boxes, pixels xyxy."""
+class FaceDetector(Detector):
+    """MediaPipe's BlazeFace behind the detector interface: ``detect(rgb)`` -> Detections of
+    class ``face`` (pixels xyxy, scores)."""
+
+    backend = "blazeface_short_range"
+    labels = {1: "face"}  # noqa: RUF012 (a class constant)
 
     def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3):
         from ai_edge_litert.interpreter import Interpreter
@@ -43,10 +49,10 @@ class FaceDetector:
         self.scores, self.boxes = outputs[0]["index"], outputs[1]["index"]  # [.., 1], [.., 16]
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
 
-    def detect(self, rgb: np.ndarray) -> np.ndarray:
-        from common.detections import nms
+    def detect(self, rgb: np.ndarray) -> Detections:
+        from common.decode import nms
 
-        h, w = rgb.shape[:2]
+        h, w = self._check(rgb).shape[:2]
         side = max(h, w)  # letterbox to a square, as MediaPipe does
         square = np.zeros((side, side, 3), np.uint8)
         top, left = (side - h) // 2, (side - w) // 2
@@ -58,14 +64,13 @@ class FaceDetector:
         logits = self.interpreter.get_tensor(self.scores)[0, :, 0]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
         keep = scores >= self.score_threshold
-        if not keep.any():
-            return np.zeros((0, 4), np.float32)
         centre = raw[keep, :2] / SIZE + _anchors()[keep]
         size = raw[keep, 2:4] / SIZE
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1) * side
-        boxes -= [left, top, left, top]
-        boxes = np.clip(boxes, 0, [w, h, w, h])
-        return boxes[nms(boxes, scores[keep], self.iou_threshold, 10)]
+        boxes = np.clip(boxes - [left, top, left, top], 0, [w, h, w, h])
+        kept = nms(boxes, scores[keep], self.iou_threshold, 10)
+        n = len(kept)
+        return Detections(boxes[kept], scores[keep][kept], np.ones(n), ("face",) * n)
 
 
 def false_detections(
@@ -107,10 +112,10 @@ class FaceFalsePositives:
         self.images = self.false = self.on_face = 0
 
     def add(self, rgb: np.ndarray, truth: np.ndarray, boxes: np.ndarray, scores: np.ndarray):
-        self.add_faces(self.detector.detect(rgb), truth, boxes, scores)
+        self.add_faces(self.detector.detect(rgb).boxes, truth, boxes, scores)
 
     def add_faces(self, faces: np.ndarray, truth, boxes, scores) -> None:
-        """As :meth:`add`, with the image's faces already found."""
+        """As :meth:`add`, with the image's face boxes (pixels xyxy) already found."""
         if not len(faces):
             return
         false, on_face = false_detections(truth, boxes, scores, faces)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from pipelines.odapi import tf
+from pipelines.odapi_compat import tf
 
 from object_detection.builders import dataset_builder, decoder_builder
 from object_detection.core import standard_fields as fields

@@ -24,44 +24,29 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common import CACHE_DIR, UserError, atomic_dir, fail, write_label_map
-from pipelines import config as cfg
-from pipelines.odapi import tf
+from common import CACHE_DIR, UserError, atomic_dir, atomic_write_json, fail, write_label_map
+from pipelines import pipeline_config as cfg
+from pipelines.handtrack import (
+    CLASS_SETS,
+    HTJ_CLASSES,
+    MODEL_SUBDIR,
+    PACKAGE,
+    VERSION,
+    fetch_package,
+)
+from pipelines.odapi_compat import tf
 
 from object_detection.builders import model_builder
 from object_detection.utils import config_util
 
-PACKAGE = "handtrackjs"
-VERSION = "0.1.5"
-HTJ_CLASSES = ("open", "closed", "pinch", "point", "face", "pointtip", "pinchtip")
-HAND_POSES = ("open", "closed", "pinch", "point")
-CLASS_SETS = {"all": {c: [c] for c in HTJ_CLASSES}, "hand": {"hand": list(HAND_POSES)}}
-MODEL_SUBDIR = "models/webmodel/ssd320fpnlite/base"
 LEVELS = 5
 TOWER_DEPTH = 4
 ANCHORS_PER_CELL = 6
-
-# The detections of handtrack.js's graph: the OD API exporter's outputs, which TF.js 3.5 named
-# Identity_N in the sorted order of their keys (classes are 1-based, num_detections a vector).
-DETECTION_OUTPUTS = {
-    "detection_boxes": "Identity_1:0",
-    "detection_classes": "Identity_2:0",
-    "detection_scores": "Identity_4:0",
-    "num_detections": "Identity_5:0",
-}
-
-# Before its NMS: decoded boxes [1, A, 4] (normalised yxyx) and sigmoid scores [1, A, 1 + 7]
-# (column 0 the background).
-RAW_OUTPUTS = {"raw_detection_boxes": "Identity_6:0", "raw_detection_scores": "Identity_7:0"}
 
 _SRC = "StatefulPartitionedCall/"
 _SRC_FE = _SRC + "ssd_mobile_net_v2fpn_keras_feature_extractor/"
@@ -72,37 +57,7 @@ _SCOPE_SUFFIX = re.compile(
 )
 
 
-# ---------------------------------------------------------------- the package and its weights
-
-
-def fetch_package(cache_dir: Path = CACHE_DIR, version: str = VERSION) -> Path:
-    """``npm pack handtrackjs@<version>`` into the cache (once); return the unpacked package."""
-    target = Path(cache_dir) / f"{PACKAGE}-{version}" / "package"
-    if (target / MODEL_SUBDIR / "model.json").is_file():
-        return target
-    if shutil.which("npm") is None:
-        raise UserError(
-            "npm not found: install Node.js, or pass --package with an unpacked "
-            f"{PACKAGE}@{version}"
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(
-            ["npm", "pack", f"{PACKAGE}@{version}", "--pack-destination", tmp],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if result.returncode != 0 or not tarballs:
-            raise UserError(f"npm pack {PACKAGE}@{version} failed: {result.stderr.strip()[-300:]}")
-        staging = Path(tmp) / "unpacked"
-        with tarfile.open(tarballs[0]) as tar:
-            tar.extractall(staging, filter="data")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.move(str(staging / "package"), target)
-    return target
+# ---------------------------------------------------------------- the package's weights
 
 
 _DTYPES = {
@@ -338,7 +293,7 @@ def import_handtrackjs(
             "variables": count,
             **report,
         }
-        (tmp / "import.json").write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write_json(tmp / "import.json", info)
     return info
 
 

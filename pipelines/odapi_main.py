@@ -1,4 +1,4 @@
-"""Run one of the OD API's own command-line mains on this stack, through pipelines.odapi.
+"""Run one of the OD API's own command-line mains on this stack, through pipelines.odapi_compat.
 
     python -m pipelines.odapi_main model_main_tf2 --pipeline_config_path=runs/ssd/pipeline.config \\
         --model_dir=runs/ssd --alsologtostderr
@@ -12,7 +12,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-from pipelines import odapi  # noqa: F401  (installs the compatibility shims)
+from pipelines import odapi_compat  # noqa: F401  (installs the compatibility shims)
 
 MAINS = ("model_main_tf2", "exporter_main_v2", "export_tflite_graph_tf2")
 

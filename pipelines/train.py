@@ -20,22 +20,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
-import json
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from common import UserError, atomic_write_bytes, fail
-from pipelines import config as cfg
+from common import UserError, atomic_write_json, fail
+from common.options import add_options, from_args, option
 from pipelines import fast_input
+from pipelines import pipeline_config as cfg
 from pipelines.distribute import CONNECT_TIMEOUT_S, Cluster, make_strategy
-from pipelines.odapi import tf
+from pipelines.odapi_compat import tf
 
 from object_detection import inputs, model_lib_v2
 from object_detection.builders import model_builder, optimizer_builder
@@ -53,6 +54,60 @@ def zoo_hint(prefix: str) -> str:
     )
 
 
+DISTRIBUTION = "distribution (as model_main_tf2; --batch-size is the global batch)"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a run overrides its pipeline.config and where it runs; read by the CLI (one flag a
+    field) and by ``Trainer``."""
+
+    steps: int | None = option(None, "total steps (default: train_config.num_steps)", type=int)
+    batch_size: int | None = option(None, type=int)
+    checkpoint_every: int = option(500)
+    checkpoint: str | None = option(
+        None, "fine-tune checkpoint prefix (overrides the config)", type=str
+    )
+    from_scratch: bool = option(False, "train without a fine-tune checkpoint (slow to learn)")
+    full_res_decode: bool = option(
+        False,
+        "decode training JPEGs at full size (default: the smallest libjpeg scale that covers "
+        "the model input; see pipelines/fast_input.py)",
+    )
+    num_workers: int = option(
+        1,
+        "> 1: MultiWorkerMirroredStrategy over the workers TF_CONFIG lists (also chosen "
+        "whenever TF_CONFIG lists several)",
+        group=DISTRIBUTION,
+    )
+    tpu: str | None = option(
+        None, "TPUStrategy on this TPU (name, grpc:// address or 'local')", type=str,
+        group=DISTRIBUTION,
+    )  # fmt: skip
+    cpu_replicas: int = option(
+        0,
+        "MirroredStrategy over N logical CPU devices (testing; several local GPUs are used "
+        "without a flag)",
+        group=DISTRIBUTION,
+    )
+    connect_timeout: float = option(
+        CONNECT_TIMEOUT_S,
+        f"seconds to wait for the other workers (default {CONNECT_TIMEOUT_S:.0f})",
+        group=DISTRIBUTION,
+    )
+    seed: int | None = option(None, "TensorFlow's global seed", type=int, group=DISTRIBUTION)
+    max_to_keep: int = option(3, cli=False)
+    quiet: bool = option(False, cli=False)
+
+    def check(self) -> None:
+        if self.steps is not None and self.steps < 1:
+            raise UserError("--steps must be at least 1")
+        if self.checkpoint_every < 1:
+            raise UserError("--checkpoint-every must be at least 1")
+        if self.num_workers < 1 or self.cpu_replicas < 0 or self.connect_timeout <= 0:
+            raise UserError("--num-workers >= 1, --cpu-replicas >= 0, --connect-timeout > 0")
+
+
 class Trainer:
     """One model, its optimizer, input pipeline and checkpoint manager."""
 
@@ -60,31 +115,26 @@ class Trainer:
         self,
         pipeline: str | Path,
         model_dir: str | Path,
+        options: TrainOptions | None = None,
         *,
-        steps: int | None = None,
-        batch_size: int | None = None,
-        checkpoint: str | None = None,
-        from_scratch: bool = False,
-        max_to_keep: int = 3,
-        fast_decode: bool = True,
         strategy: tf.distribute.Strategy | None = None,
         cluster: Cluster | None = None,
-        seed: int | None = None,
     ):
+        options = options or TrainOptions()
+        options.check()
+        self.options = options
         self.model_dir = Path(model_dir)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.cluster = cluster
         self.is_chief = cluster is None or cluster.is_chief
         proto = cfg.load(pipeline)
-        if steps is not None:
-            if steps < 1:
-                raise UserError("--steps must be at least 1")
-            proto.train_config.num_steps = steps
-        if batch_size is not None:
-            proto.train_config.batch_size = batch_size
-        if checkpoint is not None:
-            proto.train_config.fine_tune_checkpoint = checkpoint
-        if from_scratch:
+        if options.steps is not None:
+            proto.train_config.num_steps = options.steps
+        if options.batch_size is not None:
+            proto.train_config.batch_size = options.batch_size
+        if options.checkpoint is not None:
+            proto.train_config.fine_tune_checkpoint = options.checkpoint
+        if options.from_scratch:
             cfg.make_from_scratch(proto)
         cfg.check(proto, source=str(pipeline))
         self.latest = tf.train.latest_checkpoint(str(self.model_dir))
@@ -107,6 +157,7 @@ class Trainer:
             )
         self.notes = []
         self.shard_by_file = self._shard_by_file(configs["train_input_config"])
+        seed = options.seed
         if cluster is not None:
             # Workers sharding by file must shuffle the file list alike (the OD API shuffles
             # before sharding); workers reading every file must not draw the same batches.
@@ -117,7 +168,8 @@ class Trainer:
             self.model = model_builder.build(
                 self.model_config, is_training=True, add_summaries=False
             )
-            min_side = fast_input.model_min_side(self.model_config) if fast_decode else 0
+            fast = not options.full_res_decode
+            min_side = fast_input.model_min_side(self.model_config) if fast else 0
 
             def dataset_fn(context: tf.distribute.InputContext):
                 if not self.shard_by_file:
@@ -158,7 +210,7 @@ class Trainer:
             else Path(tempfile.mkdtemp(prefix=f"hands-train-worker{cluster.task_index}-"))
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.save_dir), max_to_keep=max_to_keep
+            self.checkpoint, str(self.save_dir), max_to_keep=options.max_to_keep
         )
         tc = self.train_config
         clip = tc.gradient_clipping_by_norm if tc.gradient_clipping_by_norm > 0 else None
@@ -242,10 +294,10 @@ class Trainer:
             )
         return int(self.global_step.numpy())
 
-    def run(
-        self, checkpoint_every: int = 500, summary_every: int = 10, quiet: bool = False
-    ) -> dict:
-        """Train to ``total_steps``; checkpoint every N steps, at the end and on Ctrl-C."""
+    def run(self, summary_every: int = 10) -> dict:
+        """Train to ``total_steps``; checkpoint every ``options.checkpoint_every`` steps, at the
+        end and on Ctrl-C."""
+        checkpoint_every, quiet = self.options.checkpoint_every, self.options.quiet
         if self.is_chief:
             self.model_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.proto, self.model_dir / AS_RUN_CONFIG)
@@ -326,10 +378,7 @@ class Trainer:
             "checkpoint": str(self.model_dir / f"ckpt-{step}"),
         }
         if self.is_chief:
-            atomic_write_bytes(
-                self.model_dir / "train_result.json",
-                (json.dumps(result, indent=2) + "\n").encode(),
-            )
+            atomic_write_json(self.model_dir / "train_result.json", result)
         return result
 
 
@@ -344,43 +393,18 @@ class _BatchOnly:
         return self._context.get_per_replica_batch_size(global_batch_size)
 
 
-def train(
-    pipeline,
-    model_dir,
-    *,
-    steps=None,
-    batch_size=None,
-    checkpoint=None,
-    from_scratch=False,
-    checkpoint_every=500,
-    quiet=False,
-    fast_decode=True,
-    num_workers=1,
-    tpu=None,
-    cpu_replicas=0,
-    connect_timeout=CONNECT_TIMEOUT_S,
-    seed=None,
-) -> dict:
-    """Train under the strategy the flags choose (pipelines/distribute.py)."""
+def train(pipeline, model_dir, options: TrainOptions | None = None, **fields) -> dict:
+    """Train under the strategy the options choose (pipelines/distribute.py); ``fields``
+    override options (``train(p, d, steps=5, quiet=True)``)."""
+    options = replace(options or TrainOptions(), **fields)
+    options.check()
     strategy, cluster = make_strategy(
-        num_workers=num_workers,
-        tpu=tpu,
-        cpu_replicas=cpu_replicas,
-        connect_timeout_s=connect_timeout,
+        num_workers=options.num_workers,
+        tpu=options.tpu,
+        cpu_replicas=options.cpu_replicas,
+        connect_timeout_s=options.connect_timeout,
     )
-    trainer = Trainer(
-        pipeline,
-        model_dir,
-        steps=steps,
-        batch_size=batch_size,
-        checkpoint=checkpoint,
-        from_scratch=from_scratch,
-        fast_decode=fast_decode,
-        strategy=strategy,
-        cluster=cluster,
-        seed=seed,
-    )
-    return trainer.run(checkpoint_every=checkpoint_every, quiet=quiet)
+    return Trainer(pipeline, model_dir, options, strategy=strategy, cluster=cluster).run()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,69 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pipeline", required=True, help="pipeline.config")
     p.add_argument("--model-dir", required=True, help="checkpoints, summaries, as-run config")
-    p.add_argument("--steps", type=int, help="total steps (default: train_config.num_steps)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--checkpoint", help="fine-tune checkpoint prefix (overrides the config)")
-    p.add_argument(
-        "--from-scratch",
-        action="store_true",
-        help="train without a fine-tune checkpoint (slow to learn)",
-    )
-    p.add_argument(
-        "--full-res-decode",
-        action="store_true",
-        help="decode training JPEGs at full size (default: the smallest libjpeg scale that "
-        "covers the model input; see pipelines/fast_input.py)",
-    )
-    d = p.add_argument_group("distribution (as model_main_tf2; --batch-size is the global batch)")
-    d.add_argument(
-        "--num-workers",
-        type=int,
-        default=1,
-        help="> 1: MultiWorkerMirroredStrategy over the workers TF_CONFIG lists (also chosen "
-        "whenever TF_CONFIG lists several)",
-    )
-    d.add_argument("--tpu", help="TPUStrategy on this TPU (name, grpc:// address or 'local')")
-    d.add_argument(
-        "--cpu-replicas",
-        type=int,
-        default=0,
-        help="MirroredStrategy over N logical CPU devices (testing; several local GPUs are "
-        "used without a flag)",
-    )
-    d.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=CONNECT_TIMEOUT_S,
-        help=f"seconds to wait for the other workers (default {CONNECT_TIMEOUT_S:.0f})",
-    )
-    d.add_argument("--seed", type=int, help="TensorFlow's global seed")
+    add_options(p, TrainOptions)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.checkpoint_every < 1:
-            raise UserError("--checkpoint-every must be at least 1")
-        if args.num_workers < 1 or args.cpu_replicas < 0 or args.connect_timeout <= 0:
-            raise UserError("--num-workers >= 1, --cpu-replicas >= 0, --connect-timeout > 0")
-        result = train(
-            args.pipeline,
-            args.model_dir,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            checkpoint=args.checkpoint,
-            from_scratch=args.from_scratch,
-            checkpoint_every=args.checkpoint_every,
-            fast_decode=not args.full_res_decode,
-            num_workers=args.num_workers,
-            tpu=args.tpu,
-            cpu_replicas=args.cpu_replicas,
-            connect_timeout=args.connect_timeout,
-            seed=args.seed,
-        )
+        result = train(args.pipeline, args.model_dir, from_args(TrainOptions, args))
     except UserError as e:
         return fail(str(e))
     except KeyboardInterrupt:

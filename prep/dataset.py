@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import multiprocessing
 from collections import Counter, defaultdict, deque
@@ -27,7 +26,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common import UserError, atomic_dir, write_label_map
+from common import UserError, atomic_dir, atomic_write_json, write_label_map
 from prep.geometry import (
     clean_polygon,
     clip_polygon,
@@ -406,5 +405,5 @@ def build(
             },
             "problems": problems,
         }
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_json(tmp / "summary.json", summary)
     return summary

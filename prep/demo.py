@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from prep import egohands_clean
-from prep.bench import DEFAULT_SAMPLE
 from prep.fixtures import write_egohands
+from prep.samples import DEFAULT_SAMPLE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import re
 import sys
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common import UserError, atomic_dir, fail, parse_names, write_label_map
+from common import UserError, atomic_dir, atomic_write_json, fail, parse_names, write_label_map
 from prep.dataset import SPLITS, Plan
 from prep.dedup import near_pairs, phash
 
@@ -69,7 +68,7 @@ def parse_spec(kind: str, text: str) -> SourceSpec:
 
 def plan_source(spec: SourceSpec, eval_videos=(), test_videos=(), seed: int = 0) -> Plan:
     if spec.kind == "egohands":
-        from prep.egohands_clean import plan_egohands
+        from prep.egohands import plan_egohands
         from prep.sources import Source
 
         return plan_egohands(
@@ -198,7 +197,7 @@ def mix(
                 for k in ("frames", "boxes", "skipped_frames", "skipped_boxes")
             },
         }
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_json(tmp / "summary.json", summary)
     return summary
 
 
@@ -222,15 +221,6 @@ def _source_summary(spec: SourceSpec, built: dict, plan: Plan, hold_out) -> dict
         "skipped_boxes": built["totals"]["skipped_boxes"],
         "warnings": built.get("warnings", []),
     }
-
-
-def is_mix(data: Path) -> bool:
-    """True for a folder written by ``prep.mix``."""
-    path = Path(data) / "summary.json"
-    try:
-        return path.is_file() and json.loads(path.read_text()).get("tool") == "prep.mix"
-    except ValueError:
-        return False
 
 
 def print_table(summary: dict, out: Path, seconds: float) -> None:

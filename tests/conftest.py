@@ -28,7 +28,7 @@ def egohands_tree(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def prepared(egohands_tree, tmp_path_factory) -> tuple[Path, dict]:
     """The fixture tree run through prep once (in-process), with its summary."""
-    from prep.egohands_clean import prepare
+    from prep.egohands import prepare
     from prep.sources import Source
 
     out = tmp_path_factory.mktemp("prepared") / "data"
@@ -46,7 +46,7 @@ def real_sample() -> Path:
 @pytest.fixture(scope="session")
 def real_data(real_sample, tmp_path_factory) -> Path:
     """The real sample prepped once (boxes only; split by video)."""
-    from prep.egohands_clean import prepare
+    from prep.egohands import prepare
     from prep.sources import Source
 
     out = tmp_path_factory.mktemp("real_data") / "data"
@@ -58,7 +58,7 @@ def real_data(real_sample, tmp_path_factory) -> Path:
 def handtrackjs_package() -> Path:
     """handtrack.js 0.1.5 from the cache, or npm pack (skipped when neither works)."""
     from common import UserError
-    from pipelines.import_handtrackjs import fetch_package
+    from pipelines.handtrack import fetch_package
 
     try:
         return fetch_package()
@@ -69,7 +69,7 @@ def handtrackjs_package() -> Path:
 @pytest.fixture(scope="session")
 def htj7_export(handtrackjs_package, real_data, tmp_path_factory) -> Path:
     """handtrack.js's 7-class model imported and exported to every artifact, on real frames."""
-    from pipelines import config as cfg
+    from pipelines import pipeline_config as cfg
     from pipelines.export import export
     from pipelines.import_handtrackjs import import_handtrackjs
     from prep.tfrecord import shard_pattern

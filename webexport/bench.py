@@ -15,7 +15,6 @@ default runtime, LiteRT.js with threads). handtrack.js comes from its npm tarbal
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -23,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import DEFAULT_MODEL, UserError, atomic_write_bytes, fail
+from common import DEFAULT_MODEL, UserError, atomic_write_json, fail
 from common.browser import browser_page
 from common.webserver import serve_in_background
-from prep.bench import sample_frames
+from prep.samples import sample_frames
 
 TARGET = 5.0
 DEFAULT_RUNTIME = "ours litert-threads int8"
@@ -46,7 +45,7 @@ def write_media(folder: Path, frames: list[np.ndarray]) -> None:
 
 def bench(model: Path, rounds: int = 20, reps: int = 3, warmup: int = 2) -> dict:
     """Both page runs; ``{"detect_ms": result, "video_fps": result}``."""
-    from pipelines.import_handtrackjs import MODEL_SUBDIR, fetch_package
+    from pipelines.handtrack import MODEL_SUBDIR, fetch_package
 
     htj = fetch_package() / MODEL_SUBDIR
     results = {}
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("--rounds and --reps must be >= 1, --warmup >= 0")
         results = bench(args.model, args.rounds, args.reps, args.warmup)
         if args.json:
-            atomic_write_bytes(args.json, (json.dumps(results, indent=2) + "\n").encode())
+            atomic_write_json(args.json, results)
     except UserError as e:
         return fail(str(e))
     print(table(results))

@@ -204,18 +204,17 @@ def test_profile_accounts_for_every_stage(tmp_path):
     """--profile on a short real video with both outputs: every stage took time, the multi
     script draws in its workers, and the outputs equal the single-threaded script's."""
     from detect.bench import make_video
-    from detect.run import build_parser, run_multi, run_single
-    from prep.bench import DEFAULT_SAMPLE
+    from detect.run import DetectOptions, detect
+    from prep.samples import DEFAULT_SAMPLE
 
     video = make_video(tmp_path / "v.mp4", 24, DEFAULT_SAMPLE)
     reports = {}
     for multi in (False, True):
         out = tmp_path / f"{multi}"
-        args = build_parser(multi=True).parse_args(
-            ["--source", str(video), "--output", f"{out}.mp4", "--json", f"{out}.jsonl",
-             "--num-workers", "2", "--profile"]
-        )  # fmt: skip
-        reports[multi] = (run_multi if multi else run_single)(args)
+        options = DetectOptions(
+            source=str(video), output=f"{out}.mp4", json=f"{out}.jsonl", num_workers=2, profile=True
+        )
+        reports[multi] = detect(options, multi=multi)
     for report in reports.values():
         assert report["frames"] == 24
         assert all(ms > 0 for ms in report["profile_ms"].values()), report["profile_ms"]

@@ -30,7 +30,7 @@ def test_card_records_the_held_out_metrics_and_parity():
     assert HELD_OUT in sources["ego"]["held_out"]
     assert all(s["licence"] for s in sources.values())  # every dataset credited
     assert (SHIPPED / "checkpoint" / "ckpt-0.index").is_file()
-    from pipelines.config import restores_full
+    from pipelines.pipeline_config import restores_full
 
     assert restores_full(SHIPPED / "checkpoint" / "ckpt-0")  # retraining keeps the heads
 

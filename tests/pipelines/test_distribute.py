@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from common import DEFAULT_MODEL, UserError
-from pipelines import config as cfg
+from pipelines import pipeline_config as cfg
 from pipelines.distribute import parse_tf_config
 from prep.tfrecord import shard_pattern
 

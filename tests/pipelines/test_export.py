@@ -105,7 +105,7 @@ def test_raw_int8_model_runs_int8_kernels_only(htj7_export):
 def test_decode_boxes_is_the_od_api_box_coder():
     """Tiny arrays: common.backends.decode_boxes against the OD API's FasterRcnnBoxCoder."""
     from common.backends import decode_boxes
-    from pipelines.odapi import tf
+    from pipelines.odapi_compat import tf
 
     from object_detection.box_coders.faster_rcnn_box_coder import FasterRcnnBoxCoder
     from object_detection.core.box_list import BoxList
@@ -135,7 +135,7 @@ def test_backends_agree_on_a_real_frame(htj7_export, real_data):
 
 def test_exported_checkpoint_is_a_full_fine_tune_start(htj7_export, real_data, prepared):
     from common.tfenv import tf
-    from pipelines import config as cfg
+    from pipelines import pipeline_config as cfg
     from pipelines.export import restore
 
     start = htj7_export / "checkpoint" / "ckpt-0"
@@ -193,7 +193,7 @@ def test_corrupt_eval_metrics_is_one_clear_error(tmp_path):
 
 
 def test_config_checkpoint_mismatch_is_one_clear_error(tmp_path, htj7_export):
-    from pipelines import config as cfg
+    from pipelines import pipeline_config as cfg
 
     proto = cfg.load(htj7_export / "pipeline.config")
     proto.model.ssd.num_classes = 1

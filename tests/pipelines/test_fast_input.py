@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from pipelines import fast_input
-from pipelines.odapi import tf
+from pipelines.odapi_compat import tf
 from prep.tfrecord import read_records, shard_pattern
 
 

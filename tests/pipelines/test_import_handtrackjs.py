@@ -11,13 +11,8 @@ import pytest
 from common.backends import load_detector
 from common.detections import Detections, match
 from common.nodejs import node_ready, run_graph
-from pipelines.import_handtrackjs import (
-    DETECTION_OUTPUTS,
-    HTJ_CLASSES,
-    MODEL_SUBDIR,
-    _split_shared,
-    read_graph_weights,
-)
+from pipelines.handtrack import DETECTION_OUTPUTS, HTJ_CLASSES, MODEL_SUBDIR
+from pipelines.import_handtrackjs import _split_shared, read_graph_weights
 from prep.tfrecord import read_records, shard_pattern
 
 pytestmark = pytest.mark.slow
@@ -92,12 +87,12 @@ def test_import_after_other_models_in_the_same_process(handtrackjs_package, tmp_
 
 
 def test_compare_reads_handtrack_detections_as_hands(handtrackjs_package, real_data):
-    from pipelines.compare import handtrack_detections
+    from pipelines.handtrack import HandtrackJSDetector
 
     if not node_ready():
         pytest.skip("Node or the TF.js packages are missing (npm ci in webexport/)")
     records = read_records(shard_pattern(real_data, "test"))
     images = [next(records).image() for _ in range(2)]
-    found = handtrack_detections(images)
+    found = HandtrackJSDetector().detect_batch(images)
     assert len(found) == 2 and sum(len(d) for d in found) >= 1
     assert all(set(d.class_names) <= {"hand"} for d in found)

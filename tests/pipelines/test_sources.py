@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from common import UserError
-from pipelines import config as cfg
+from pipelines import pipeline_config as cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def test_weights_need_a_mix(prepared):
 def test_training_input_samples_sources_by_weight(mix_slice):
     """The OD API reader, as configured, draws each source in proportion to its weight
     (not to its size)."""
-    from pipelines.odapi import tf
+    from pipelines.odapi_compat import tf
     from prep.tfrecord import decode
 
     from object_detection.builders import dataset_builder
@@ -90,7 +90,7 @@ def test_face_detector_finds_the_face_on_a_real_webcam_frame(face_detector, webc
 
     images = webcam_root / "subhih-webcam" / "images"
     face = cv2.imread(str(images / "test_1528664299.56_pic00045.jpg"))[..., ::-1]
-    (box,) = face_detector.detect(np.ascontiguousarray(face))
+    (box,) = face_detector.detect(np.ascontiguousarray(face)).boxes
     assert box == pytest.approx([27, 95, 185, 253], abs=12)  # the man's face, left of his hand
     no_face = cv2.imread(str(images / "test_1528664299.56_pic00034.jpg"))[..., ::-1]
     assert len(face_detector.detect(np.ascontiguousarray(no_face))) == 0
@@ -134,7 +134,7 @@ def test_faces_are_looked_for_on_the_image_at_its_own_size():
     """The OD API's eval dict keeps the image resized to the model input; faces must be found
     on it resized back, in the frame of the (original-pixel) boxes."""
     from pipelines.evaluate import _face_inputs
-    from pipelines.odapi import tf
+    from pipelines.odapi_compat import tf
 
     from object_detection.core import standard_fields as fields
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from common import UserError
-from pipelines import config as cfg
+from pipelines import pipeline_config as cfg
 from pipelines.evaluate import EdgeRecall, HandIoU, evaluate
-from pipelines.odapi import tf
+from pipelines.odapi_compat import tf
 from pipelines.train import Trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]

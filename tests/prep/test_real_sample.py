@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from prep.egohands_clean import prepare
+from prep.egohands import prepare
 from prep.preview import write_previews
 from prep.sources import Source
 from prep.tfrecord import read_records, shard_pattern
@@ -69,7 +69,7 @@ def test_preview_draws_boxes_from_the_records(real_prepared):
 
 
 def test_bench_polygon_layout_measures_masks(real_sample, tmp_path):
-    from prep.bench import polygon_tree
+    from prep.samples import polygon_tree
 
     tree = polygon_tree(real_sample, tmp_path / "poly")
     summary = prepare(Source(tree), tmp_path / "out", workers=0)

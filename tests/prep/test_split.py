@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from common import UserError
-from prep.egohands_clean import video_attributes
+from prep.egohands import video_attributes
 from prep.split import choose_videos, split_by_frame, split_by_video, split_counts
 
 # The 48 EgoHands videos: 4 activities x 3 locations x 4 viewer pairs.

@@ -24,7 +24,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def run_dir(tmp_path, prepared) -> Path:
     """A model dir as training leaves it: ckpt-1 (good) and ckpt-2 (the latest), the shipped
     weights under both names, and the as-run config."""
-    from pipelines import config as cfg
+    from pipelines import pipeline_config as cfg
 
     run = tmp_path / "run"
     run.mkdir()

@@ -14,6 +14,7 @@
 (function (global) {
   "use strict";
   const RUNTIMES = ["litert-threads", "litert", "tfjs"];
+  const CARD_SCHEMA = 2;  // the model card schema this file reads (common/card.py SCHEMA)
 
   // ------------------------------------------------------------------ decode + NMS
 
@@ -41,11 +42,12 @@
     return union > 0 ? inter / union : 0;
   }
 
-  // Greedy NMS per class. boxes: [A*4] normalised yxyx; scores: [A*K].
-  // Returns [{anchor, classId, score}], best first.
+  // Greedy NMS per class over the anchors scoring at least max(scoreThreshold, minScore).
+  // boxes: [A*4] normalised yxyx; scores: [A*K]. Returns [{anchor, classId, score}], best first;
+  // equal scores keep the lower anchor first (as common/decode.py nms).
   function nms(boxes, scores, numClasses, opts) {
     const anchors = scores.length / numClasses;
-    const minScore = Math.max(opts.scoreThreshold, 0.05);
+    const minScore = Math.max(opts.scoreThreshold, opts.minScore);
     let found = [];
     for (let c = 0; c < numClasses; c++) {
       const cand = [];
@@ -63,6 +65,34 @@
     }
     found.sort((p, q) => q.score - p.score);
     return found.slice(0, opts.maxDetections);
+  }
+
+  // Every anchor's decoded box and class scores -> detections in pixels of a width x height
+  // image, clipped to it, at or above opts.scoreThreshold (common/decode.py postprocess).
+  function postprocess(boxes, scores, numClasses, width, height, opts, labels) {
+    const clip = (v) => Math.min(Math.max(v, 0), 1);
+    return nms(boxes, scores, numClasses, opts)
+      .filter((d) => d.score >= opts.scoreThreshold).map((d) => {
+        const b = d.anchor * 4;
+        const ymin = clip(boxes[b]) * height, xmin = clip(boxes[b + 1]) * width;
+        const ymax = clip(boxes[b + 2]) * height, xmax = clip(boxes[b + 3]) * width;
+        return { bbox: [xmin, ymin, xmax - xmin, ymax - ymin], score: d.score,
+                 classId: d.classId, label: labels[String(d.classId)] };
+      });
+  }
+
+  // A model card this file can read, or one clear error.
+  function checkCard(card) {
+    const schema = card.schema ?? 1;
+    if (schema < CARD_SCHEMA) {
+      throw new Error(`model card schema ${schema} is older than this hands.js reads ` +
+                      `(${CARD_SCHEMA}); upgrade it: python -m common.card <model folder>`);
+    }
+    if (!Number.isInteger(schema) || schema > CARD_SCHEMA) {
+      throw new Error(`model card schema ${schema} is newer than this hands.js reads ` +
+                      `(${CARD_SCHEMA}); update hands.js or re-export the model`);
+    }
+    return card;
   }
 
   // ------------------------------------------------------------------ input
@@ -193,6 +223,7 @@
       this.resizer = new Resizer(runtime.width, runtime.height);
       this.params = Object.assign({
         scoreThreshold: 0.5,
+        minScore: card.postprocess.min_score,
         iouThreshold: card.postprocess.iou_threshold,
         maxDetections: card.postprocess.max_detections,
       }, params || {});
@@ -205,15 +236,7 @@
       const { boxes, scores } = await this.rt.run(this.resizer.rgba(input));
       const h = input.videoHeight || input.naturalHeight || input.height;
       const w = input.videoWidth || input.naturalWidth || input.width;
-      const clip = (v) => Math.min(Math.max(v, 0), 1);
-      const result = nms(boxes, scores, this.numClasses, opts)
-        .filter((d) => d.score >= opts.scoreThreshold).map((d) => {
-          const b = d.anchor * 4;
-          const ymin = clip(boxes[b]) * h, xmin = clip(boxes[b + 1]) * w;
-          const ymax = clip(boxes[b + 2]) * h, xmax = clip(boxes[b + 3]) * w;
-          return { bbox: [xmin, ymin, xmax - xmin, ymax - ymin], score: d.score,
-                   classId: d.classId, label: this.labels[String(d.classId)] };
-        });
+      const result = postprocess(boxes, scores, this.numClasses, w, h, opts, this.labels);
       const ms = performance.now() - start;
       this.fps = this.fps ? 0.9 * this.fps + 0.1 * (1000 / ms) : 1000 / ms;
       return result;
@@ -227,7 +250,7 @@
   async function load(options) {
     const o = Object.assign({ model: "model/", runtime: "auto", vendor: "vendor/" }, options || {});
     const base = new URL(o.model, location.href);
-    const card = await (await fetch(new URL("model_card.json", base))).json();
+    const card = checkCard(await (await fetch(new URL("model_card.json", base))).json());
     let order;
     if (o.runtime === "auto") {
       order = card.litert ? RUNTIMES.slice(global.crossOriginIsolated ? 0 : 1) : ["tfjs"];
@@ -257,5 +280,6 @@
     throw new Error(`no runtime could run the model (${notes.join("; ")})`);
   }
 
-  global.hands = { load, HandDetector, RUNTIMES, decodeBoxes, nms };
+  global.hands = { load, HandDetector, RUNTIMES, CARD_SCHEMA, decodeBoxes, nms, postprocess,
+                   checkCard };
 })(typeof window !== "undefined" ? window : globalThis);

@@ -7,13 +7,12 @@ templates in ``pipelines/`` for a dataset folder.
 from __future__ import annotations
 
 import glob
-import json
 from pathlib import Path
 
 from google.protobuf import text_format
 
 from common import UserError, atomic_write_bytes, read_label_map
-from pipelines import odapi  # protos need the compatibility shims; odapi.tf is TensorFlow
+from pipelines import odapi_compat  # the protos need its shims; odapi_compat.tf is TF
 
 from object_detection.protos import pipeline_pb2
 
@@ -70,7 +69,7 @@ def checkpoint_exists(prefix: str) -> bool:
 def verify_checkpoint(prefix: str, hint: str = "") -> None:
     """Read every tensor of a checkpoint once: a truncated ``.data`` or a damaged ``.index`` is
     one error naming the file (and ``hint``: what to do), not a TensorFlow traceback."""
-    tf = odapi.tf
+    tf = odapi_compat.tf
     try:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
@@ -186,45 +185,31 @@ def configure(
 
 
 def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
-    """Point the train and eval readers at a dataset folder's records. A ``prep.mix`` folder
-    trains on every source's train records, sampled by weight, and has one eval reader per
-    source (named after it) over its eval and test records."""
-    from prep.mix import is_mix
+    """Point the train and eval readers at a dataset folder's records (``prep.folder`` says
+    which). A ``prep.mix`` folder trains on every source's train records, sampled by weight,
+    and has one eval reader per source (named after it) over its held-out records."""
+    from prep.folder import Dataset
 
-    label_map = str(data / "label_map.pbtxt")
+    dataset = Dataset.read(data)
+    label_map = str(dataset.label_map)
     train, template = proto.train_input_reader, proto.eval_input_reader[0]
     train.label_map_path = label_map
     del train.tf_record_input_reader.input_path[:]
     del train.sample_from_datasets_weights[:]
-    if not is_mix(data):
-        if weights:
-            raise UserError("--weights needs a dataset folder written by prep.mix")
-        train.tf_record_input_reader.input_path.append(str(data / "train.record-?????-of-?????"))
-        template.label_map_path = label_map
-        del template.tf_record_input_reader.input_path[:]
-        template.tf_record_input_reader.input_path.append(str(data / "eval.record-?????-of-?????"))
-        template.name = ""
-        del proto.eval_input_reader[1:]  # a config made for a mix had one reader a source
-        return
-    sources = json.loads((data / "summary.json").read_text())["sources"]
-    unknown = sorted(set(weights) - set(sources))
+    if weights and not dataset.mix:
+        raise UserError("--weights needs a dataset folder written by prep.mix")
+    unknown = sorted(set(weights) - set(dataset.sources))
     if unknown:
         raise UserError(
-            f"--weights: no source named {', '.join(unknown)}; sources: {list(sources)}"
+            f"--weights: no source named {', '.join(unknown)}; sources: {list(dataset.sources)}"
         )
     readers = []
-    for name, s in sources.items():
-        if s["splits"]["train"]["frames"] and weights.get(name, 1.0) > 0:
-            train.tf_record_input_reader.input_path.append(
-                str(data / s["splits"]["train"]["records"])
-            )
-            train.sample_from_datasets_weights.append(weights.get(name, 1.0))
-        held = [
-            str(data / s["splits"][k]["records"])
-            for k in ("eval", "test")
-            if s["splits"][k]["frames"]
-        ]
-        if held:
+    for name, source in dataset.sources.items():
+        if source.trains() and weights.get(name, 1.0) > 0:
+            train.tf_record_input_reader.input_path.append(source.records("train"))
+            if dataset.mix:
+                train.sample_from_datasets_weights.append(weights.get(name, 1.0))
+        if held := source.held_out():
             reader = type(template)()
             reader.CopyFrom(template)
             reader.name = name
@@ -234,7 +219,7 @@ def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
             readers.append(reader)
     if not train.tf_record_input_reader.input_path:
         raise UserError(f"{data}: no source has training frames with a weight above 0")
-    del proto.eval_input_reader[:]
+    del proto.eval_input_reader[:]  # a config made for a mix had one reader a source
     proto.eval_input_reader.extend(readers)
 
 
@@ -248,7 +233,7 @@ def restores_full(checkpoint: str | Path) -> bool:
 def write_weights(model, folder: Path) -> None:
     """The model's weights only (no optimizer slots) as ``folder/ckpt-0`` with its ``checkpoint``
     index: what imports and exports ship as a fine-tune start (see ``restores_full``)."""
-    ckpt = odapi.tf.train.Checkpoint(model=model)
+    ckpt = odapi_compat.tf.train.Checkpoint(model=model)
     ckpt.save_counter.assign(0)  # saved too, so a strict restore of the folder matches
     ckpt.write(str(folder / "ckpt-0"))
     (folder / "checkpoint").write_text(

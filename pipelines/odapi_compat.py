@@ -3,7 +3,7 @@ TensorFlow 2.19, tf-keras, protobuf 5 and Pillow >= 10. Nothing in site-packages
 
 Import this module before anything from ``object_detection``::
 
-    from pipelines import odapi  # noqa: F401  (installs the compatibility shims)
+    from pipelines import odapi_compat  # noqa: F401  (installs the compatibility shims)
     from object_detection.builders import model_builder
 
 What it handles:
@@ -128,7 +128,7 @@ def _rgb_to_lab(rgb, illuminant="D65", observer="2", name=None):
 
 def _tensorflow_io_stub() -> types.ModuleType:
     tfio = types.ModuleType("tensorflow_io")
-    tfio.__doc__ = "Stand-in installed by pipelines.odapi: only experimental.color.rgb_to_lab."
+    tfio.__doc__ = "Stand-in by pipelines.odapi_compat: only experimental.color.rgb_to_lab."
     tfio.experimental = types.SimpleNamespace(color=types.SimpleNamespace(rgb_to_lab=_rgb_to_lab))
     return tfio
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.odapi import tf
+from pipelines.odapi_compat import tf
 
 
 def test_old_gencode_protos_load_and_parse():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common import UserError
-from pipelines import config as cfg
+from pipelines import pipeline_config as cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def test_templates_parse_and_configure_for_a_dataset(model, prepared):
 
 
 def test_hand_type_classes_set_num_classes_and_drop_the_flip(egohands_tree, tmp_path):
-    from prep.egohands_clean import prepare
+    from prep.egohands import prepare
     from prep.sources import Source
 
     data = tmp_path / "types"

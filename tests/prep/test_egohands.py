@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 
 from common import UserError, read_label_map
-from prep.egohands_clean import HAND_TYPES, parse_metadata, parse_polygons, prepare
+from prep.egohands import HAND_TYPES, parse_metadata, parse_polygons, prepare
 from prep.fixtures import write_egohands
 from prep.geometry import rasterize
 from prep.sources import Source

@@ -1,0 +1,183 @@
+"""Where results go, one job each: the annotated video, the JSON lines, the window and the
+annotated picture. Every sink gets the frames in order through ``write`` and finishes its file in
+``close`` (complete and playable, also after Ctrl-C); files are written under a temporary name
+and renamed into place.
+
+    sinks = [VideoSink("out.mp4", fps=30), JsonLinesSink("out.jsonl")]
+    annotate = Annotator()
+    for frame, det in ...:
+        picture = annotate(frame, det) if any(s.needs_picture for s in sinks) else None
+        for sink in sinks:
+            sink.write(frame, det, picture)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common import UserError, atomic_write_bytes, remove_stale
+from common.detections import Detections
+from common.draw import draw_detections
+from detect.profile import Profile, stage
+from detect.sources import Frame
+
+VIDEO_OUTPUTS = (".mp4", ".avi")
+IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png")  # for an image source: the annotated picture
+
+
+class Annotator:
+    """The annotated BGR picture of a frame (``draw_detections``)."""
+
+    def __init__(self, profile: Profile | None = None):
+        self.profile = profile
+
+    def __call__(self, frame: Frame, det: Detections) -> np.ndarray:
+        with stage(self.profile, "draw"):
+            return cv2.cvtColor(draw_detections(frame.rgb, det), cv2.COLOR_RGB2BGR)
+
+
+def stamp_fps(bgr: np.ndarray, fps: float) -> None:
+    """The frame rate in the picture's corner (streams only, not still pictures)."""
+    cv2.putText(
+        bgr, f"{fps:.1f} FPS", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 255, 255), 2,
+        cv2.LINE_AA,
+    )  # fmt: skip
+
+
+class Sink:
+    """Gets every frame in order; ``needs_picture``: it wants the annotated picture."""
+
+    needs_picture = False
+
+    def write(self, frame: Frame, det: Detections, picture: np.ndarray | None) -> bool:
+        """Take one frame; False asks the loop to stop (the user closed the window)."""
+        return True
+
+    def close(self) -> None:
+        """Finish the output so it is complete."""
+
+
+def part_path(target: Path) -> Path:
+    """A temporary name beside ``target``, unique to this process and call (two runs writing the
+    same output never share one); stale ones left by killed runs are removed first."""
+    remove_stale(target.parent, f".{target.name}.part-")
+    return (
+        target.parent / f".{target.name}.part-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}"
+    )
+
+
+class JsonLinesSink(Sink):
+    """One JSON line a frame: ``{"frame", "file" (image sources), "time", "detections"}``."""
+
+    def __init__(self, path: str | Path, profile: Profile | None = None):
+        self.path, self.profile = Path(path), profile
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = part_path(self.path)
+        self._file = open(self._tmp, "w")  # noqa: SIM115 (closed in close())
+
+    def write(self, frame, det, picture=None):
+        with stage(self.profile, "json"):
+            line = {
+                "frame": frame.index,
+                **({"file": frame.file} if frame.file else {}),
+                "time": round(frame.time, 4),
+                "detections": det.to_json(),
+            }
+            self._file.write(json.dumps(line) + "\n")
+        return True
+
+    def close(self):
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+
+class VideoSink(Sink):
+    """The annotated video (.mp4: MPEG-4 part 2; .avi: MJPEG), opened at the first frame's size."""
+
+    needs_picture = True
+
+    def __init__(self, path: str | Path, fps: float, profile: Profile | None = None):
+        self.path, self.fps, self.profile = Path(path), fps, profile
+        self._writer = None
+        self._tmp = None
+
+    def _open(self, shape) -> cv2.VideoWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = part_path(self.path)
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix == ".mp4" else "MJPG"))
+        writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (shape[1], shape[0]))
+        if not writer.isOpened():
+            raise UserError(f"cannot write video {self.path}")
+        return writer
+
+    def write(self, frame, det, picture):
+        with stage(self.profile, "encode+write"):
+            if self._writer is None:
+                self._writer = self._open(picture.shape)
+            self._writer.write(picture)
+        return True
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.release()
+            os.replace(self._tmp, self.path)
+
+
+class PictureSink(Sink):
+    """The annotated picture of an image source (.jpg, .png); of a folder, the last one."""
+
+    needs_picture = True
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def write(self, frame, det, picture):
+        ok, encoded = cv2.imencode(self.path.suffix, picture)
+        if not ok:
+            raise UserError(f"cannot encode {self.path}")
+        atomic_write_bytes(self.path, encoded.tobytes())
+        return True
+
+
+class WindowSink(Sink):
+    """A window showing the annotated frames; q or Esc stops."""
+
+    needs_picture = True
+
+    @classmethod
+    def open(cls) -> WindowSink | None:
+        """The window, or None (said on stderr) where none can be shown."""
+        if why := gui_available():
+            print(f"warning: --display ignored: {why}", file=sys.stderr)
+            return None
+        return cls()
+
+    def write(self, frame, det, picture):
+        cv2.imshow("hands", picture)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self):
+        cv2.destroyAllWindows()
+
+
+def gui_available() -> str | None:
+    """``None`` when a window can be shown, else why not."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display (DISPLAY is not set)"
+    info = cv2.getBuildInformation()
+    gui = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+    if "NONE" in gui.upper():
+        return (
+            "this OpenCV has no GUI (opencv-python-headless); `pip install "
+            "--force-reinstall opencv-python==<same version>` for windows"
+        )
+    return None
