@@ -37,12 +37,16 @@ class Detector(ABC):
     backend: str
     labels: dict[int, str]
     score_threshold: float = 0.0
+    batched = False  # True: one call of detect_batch is much cheaper than one detect an image
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> Detections: ...
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         return [self.detect(im) for im in images]
+
+    def close(self) -> None:  # noqa: B027 (most detectors hold nothing to free)
+        """Free what the detector holds outside this process (a worker process)."""
 
     @staticmethod
     def _check(image: np.ndarray) -> np.ndarray:
@@ -189,6 +193,8 @@ class RawTFLiteDetector(TFLiteDetector):
 class TFJSNodeDetector(ArtifactDetector):
     """The TF.js graph run by Node (one process per batch, wasm backend): for parity tests."""
 
+    batched = True
+
     def __init__(self, model_dir, card, backend="tfjs", *, tfjs_backend="wasm", **options):
         super().__init__(model_dir, card, backend, **options)
         self._dir = self.model_dir / BACKENDS[backend].artifact
@@ -216,6 +222,8 @@ class BrowserDetector(ArtifactDetector):
     """hands.js in headless Chromium, on LiteRT.js (``litertjs``: threads, the page's default
     in an isolated page; ``litertjs_1thread``: the single-threaded fallback). The page gets
     this detector's card, served in place of the folder's file."""
+
+    batched = True
 
     def __init__(self, model_dir, card, backend="litertjs", **options):
         super().__init__(model_dir, card, backend, **options)

@@ -135,7 +135,9 @@ class Detections:
                 "label": n,
             }
             if self.keypoints is not None:
-                row["keypoints"] = [[round(float(v), 2) for v in p] for p in self.keypoints[i]]
+                row["keypoints"] = [
+                    [round(float(v), 2) + 0.0 for v in p] for p in self.keypoints[i]
+                ]
             if self.track_id is not None:
                 row["track_id"] = None if self.track_id[i] == NO_TRACK else int(self.track_id[i])
             for k, v in self.data.items():

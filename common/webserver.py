@@ -2,7 +2,8 @@
 
 Everything comes from this origin: ``/`` the page (webexport/web), ``/model/`` the exported
 model folder, ``/vendor/`` TF.js, LiteRT.js and their wasm binaries from
-webexport/node_modules (npm ci).
+webexport/node_modules (npm ci), and ``/vendor/mediapipe/`` MediaPipe's hand landmark models
+from the pinned mediapipe wheel (common.wheel_file).
 """
 
 from __future__ import annotations
@@ -34,6 +35,22 @@ VENDOR = {
 
 
 MISSING = "/nonexistent"
+
+
+def landmark_model_path(name: str) -> str:
+    """``hand_landmark_{lite,full}.tflite`` from the mediapipe wheel (fetched once, cached)."""
+    from common import MEDIAPIPE, wheel_file
+    from common.landmarks import MODELS
+
+    member = next((m for m in MODELS.values() if Path(m).name == name), None)
+    if member is None:
+        return MISSING
+    try:
+        return str(wheel_file(MEDIAPIPE, member))
+    except UserError:
+        return MISSING
+
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 
 
@@ -53,6 +70,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         """Only files under the served folders, after resolving links and ``..``: anything
         else (absolute or encoded remainders, links out of a folder) is a missing file."""
         path = unquote(urlsplit(path).path)
+        if path.startswith("/vendor/mediapipe/"):  # the landmark models, from the pinned wheel
+            return landmark_model_path(path.removeprefix("/vendor/mediapipe/"))
         if path.startswith("/vendor/"):
             target = VENDOR.get(path.removeprefix("/vendor/"))
             return str(target) if target else MISSING

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from common import DEFAULT_MODEL, UserError, fail
 from common.backends import ARTIFACTS, check_backend, load_detector
+from common.landmarks import HandLandmarker, LandmarkOptions
 from common.options import add_options, from_args, option
-from detect.loop import run_multi, run_single
+from common.tracking import BoxTracker, HandTracker, TrackOptions
+from detect.loop import Hook, run_multi, run_single
 from detect.profile import Profile
 from detect.sinks import (
     IMAGE_OUTPUTS,
@@ -64,6 +66,19 @@ class DetectOptions:
     num_workers: int = option(
         os.cpu_count() or 2, "inference workers, each with its own interpreter (multi-threaded)"
     )
+    landmarks: bool = option(
+        False,
+        "the landmark stage: 21 keypoints, left/right and hand presence per hand (MediaPipe's "
+        "hand landmark model); boxes on what is not a hand are dropped",
+    )
+    landmark_model: str = option("lite", "landmark model: lite or full", choices=("lite", "full"))
+    mirrored: bool = option(False, "the frames are mirrored (a selfie view): left/right as is")
+    track: bool = option(
+        False,
+        "video: an id per hand across frames (with --landmarks each hand's crop follows it and "
+        "the detector runs every --detect-every frames; without, ByteTrack on every frame)",
+    )
+    detect_every: int = option(5, "with --track --landmarks: run the detector every N frames")
 
     def check(self) -> None:
         """Every bad option is one message before anything runs; outputs never overwrite the
@@ -82,6 +97,8 @@ class DetectOptions:
             raise UserError("--threads and --num-workers must be at least 1")
         if self.fps is not None and not self.fps > 0:
             raise UserError("--fps must be above 0")
+        if self.detect_every < 1:
+            raise UserError("--detect-every must be at least 1")
         outputs = [Path(o) for o in (self.output, self.json) if o]
         for out in outputs:
             if out.is_dir():
@@ -104,13 +121,40 @@ class DetectOptions:
             except OSError as e:
                 raise UserError(f"cannot write {out}: {e.strerror or e}") from None
 
-    def detector_factory(self):
-        """A function making one detector of these options (one per worker)."""
+    def landmark_options(self) -> LandmarkOptions:
+        return LandmarkOptions(model=self.landmark_model, mirrored=self.mirrored)
+
+    def detector_factory(self, *, stage: bool = True):
+        """A function making one detector of these options (one per worker): the backend, and
+        the landmark stage after it with ``--landmarks`` (``stage=False``: the backend alone,
+        keeping the boxes the stage needs)."""
         backend = self.backend or default_backend(self.model)
-        kwargs = {"score_threshold": self.score_threshold}
+        threshold = self.score_threshold
+        if self.landmarks or self.track:  # the stage and ByteTrack want the weaker boxes too
+            threshold = min(threshold, self.landmark_options().min_score)
+        kwargs = {"score_threshold": threshold}
         if backend.startswith("tflite"):
             kwargs["num_threads"] = self.threads
-        return functools.partial(load_detector, self.model, backend, **kwargs)
+        boxes = functools.partial(load_detector, self.model, backend, **kwargs)
+        if not (self.landmarks and stage):
+            return boxes
+        return lambda: HandLandmarker(
+            boxes(), self.landmark_options(), score_threshold=self.score_threshold
+        )
+
+    def hook(self, fps: float) -> tuple[Hook | None, int]:
+        """The per-frame hook these options ask for, and how often the detector runs."""
+        if not self.track:
+            return None, 1
+        if not self.landmarks:
+            return BoxTracker(fps=fps, score_threshold=self.score_threshold), 1
+        tracker = HandTracker(
+            self.detector_factory(stage=False),
+            self.landmark_options(),
+            TrackOptions(detect_every=self.detect_every),
+            score_threshold=self.score_threshold,
+        )
+        return tracker, tracker.detect_every
 
     def sinks(self, fps: float, profile: Profile | None = None) -> list[Sink]:
         """The outputs asked for, in the order they are written: JSON, picture or video,
@@ -148,12 +192,14 @@ def detect(options: DetectOptions, *, multi: bool = True) -> dict:
         profile=profile,
     )
     try:
+        hook, every = options.hook(source.fps)
         sinks = options.sinks(source.fps, profile)
     except BaseException:
         source.close()
         raise
+    make_detector = options.detector_factory(stage=hook is None)
     run = functools.partial(run_multi, workers=options.num_workers) if multi else run_single
-    return run(options.detector_factory(), source, sinks, profile=profile)
+    return run(make_detector, source, sinks, hook=hook, detect_every=every, profile=profile)
 
 
 def build_parser(multi: bool) -> argparse.ArgumentParser:

@@ -6,8 +6,11 @@ side, and the false detections per image on images that show a face.
 
 Rows (``--rows``, default all): our model through each exported artifact (``saved_model``,
 ``tflite`` int8, ``tflite_fp32``, ``tflite_raw`` (the browser's int8 model, decoded in NumPy),
-``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium) and
-``handtrack`` (handtrack.js 0.1.5's
+``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium),
+``landmarks`` (``tflite_raw`` followed by the landmark stage, common/landmarks.py),
+``mediapipe_hands`` (MediaPipe Hands' own palm + landmark pipeline in MediaPipe's environment,
+common/mediapipe_env.py: a box from each hand's keypoints, scored by its handedness confidence
+since the API gives no detection score) and ``handtrack`` (handtrack.js 0.1.5's
 ssd320fpnlite, its own TF.js graph run in Node: its pre-NMS boxes and class scores through the
 same per-class NMS as ours, hand-pose classes (open, closed, pinch, point) merged into "hand",
 face and fingertip classes left out; pipelines/handtrack.py). TF.js runs on the wasm backend
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from tqdm import tqdm
 
 from common import DEFAULT_MODEL, UserError, fail
 from common.backends import Detector, load_detector
@@ -85,7 +89,9 @@ ROWS = {
     "tflite_raw": "ours, int8 raw TFLite + NumPy NMS",
     "tfjs": "ours, TF.js (Node, wasm)",
     "litertjs": "ours, LiteRT.js int8 (Chromium page)",
+    "landmarks": "ours, int8 raw TFLite + the landmark stage",
     "handtrack": "handtrack.js ssd320fpnlite",
+    "mediapipe_hands": "MediaPipe Hands (palm + landmarks)",
 }
 
 
@@ -99,11 +105,20 @@ class Row:
 
 
 def make_detector(model: Path, row: str) -> Detector:
-    """The detector behind one row, keeping every detection down to score 0.01 (for AP)."""
+    """The detector behind one row, keeping every detection down to score 0.01 (for AP);
+    MediaPipe Hands keeps the hands its palm detector finds at 0.1 and up."""
     if row == "handtrack":
         from pipelines.handtrack import HandtrackJSDetector
 
         return HandtrackJSDetector(score_threshold=0.01)
+    if row == "landmarks":
+        from common.landmarks import HandLandmarker
+
+        return HandLandmarker(load_detector(model, "tflite_raw", score_threshold=0.01))
+    if row == "mediapipe_hands":
+        from common.mediapipe_env import MediaPipeHands
+
+        return MediaPipeHands(min_confidence=0.1)
     return load_detector(model, row, score_threshold=0.01)
 
 
@@ -136,12 +151,17 @@ def compare(
             detector = make_detector(model, key)
             counter = FaceFalsePositives()
             for name, (images, truth) in data.items():
-                found = detector.detect_batch(images)
+                if detector.batched:
+                    found = detector.detect_batch(images)
+                else:
+                    bar = tqdm(images, f"{key} {name}", leave=False)
+                    found = [detector.detect(im) for im in bar]
                 row.per_source[name] = coco_ap(truth, found)
                 for i, det in enumerate(found if faces else []):
                     counter.add_faces(faces[name][i], truth[i], det.boxes, det.scores)
             if counter.images:
                 row.faces = counter.result()
+            detector.close()
         except UserError as e:
             row.skipped = str(e)
         row.seconds = time.perf_counter() - t0

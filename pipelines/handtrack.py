@@ -79,6 +79,7 @@ class HandtrackJSDetector(Detector):
 
     backend = "handtrack"
     labels = {1: "hand"}  # noqa: RUF012 (a class constant)
+    batched = True
 
     def __init__(self, score_threshold: float = 0.01):
         self.score_threshold = score_threshold

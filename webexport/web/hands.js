@@ -121,16 +121,122 @@
     return out;
   }
 
+  // ------------------------------------------------------------------ the landmark stage
+  // MediaPipe's hand landmark model on each box: 21 keypoints, hand presence, handedness; the
+  // same geometry and fusion as common/landmarks.py (tested against it in Node).
+
+  const CROP = 224;
+  const Z_SCALE = 0.4;  // MediaPipe's normalize_z for hands
+  const PALM = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18];
+  const LANDMARKS = {  // common/landmarks.py LandmarkOptions' defaults (the measured best)
+    model: "lite", passes: 2, turn: 15, boxScale: 1.5, presence: 0.5, floor: 0.3, box: "blend",
+    pad: 0.15, blend: 0.3, replaceIou: 0.3, drop: false, nmsIou: 0.5, minScore: 0.1,
+    mirrored: false,
+  };
+
+  // A square crop: centre and side in pixels, and the hand's up direction (radians, 0: fingers
+  // up, positive: turned clockwise), upright around a box [x, y, w, h].
+  function roiFromBox(bbox, scale) {
+    const [x, y, w, h] = bbox;
+    return { cx: x + w / 2, cy: y + h / 2, size: scale * Math.max(w, h, 1), angle: 0 };
+  }
+
+  // MediaPipe's next crop from 21 keypoints: turned by the wrist -> middle-finger direction,
+  // around the palm, scale x its longer side, moved shift of its height towards the fingers.
+  function roiFromKeypoints(points, scale = 2.0, shift = -0.1) {
+    const mid = (a, b) => [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+    const tip = mid(mid(points[5], points[13]), points[9]);
+    const angle = Math.atan2(tip[0] - points[0][0], -(tip[1] - points[0][1]));
+    const up = [Math.sin(angle), -Math.cos(angle)], right = [-up[1], up[0]];
+    let u0 = Infinity, u1 = -Infinity, v0 = Infinity, v1 = -Infinity;
+    for (const i of PALM) {
+      const [x, y] = points[i];
+      const u = x * right[0] + y * right[1], v = -(x * up[0] + y * up[1]);
+      u0 = Math.min(u0, u); u1 = Math.max(u1, u); v0 = Math.min(v0, v); v1 = Math.max(v1, v);
+    }
+    const um = (u0 + u1) / 2, vm = (v0 + v1) / 2, height = v1 - v0;
+    const cx = right[0] * um - up[0] * vm + up[0] * -shift * height;
+    const cy = right[1] * um - up[1] * vm + up[1] * -shift * height;
+    return { cx, cy, size: scale * Math.max(u1 - u0, height, 1), angle };
+  }
+
+  // The affine map from crop pixels to image pixels: [a, b, c, d, e, f] with
+  // x = a u + c v + e, y = b u + d v + f (a canvas transform's order).
+  function cropToImage(roi) {
+    const s = roi.size / CROP, c = Math.cos(roi.angle), n = Math.sin(roi.angle);
+    const a = c * s, b = n * s, cc = -n * s, d = c * s;
+    return [a, b, cc, d, roi.cx - (a + cc) * CROP / 2, roi.cy - (b + d) * CROP / 2];
+  }
+
+  function invert([a, b, c, d, e, f]) {
+    const det = a * d - b * c;
+    return [d / det, -b / det, -c / det, a / det, (c * f - d * e) / det, (b * e - a * f) / det];
+  }
+
+  // The model's raw handedness is P("Left") for a mirrored (selfie) image; the person's own
+  // hand otherwise swaps it.
+  function handedness(left, mirrored) {
+    const l = mirrored ? left : 1 - left;
+    return l >= 0.5 ? ["left", l] : ["right", 1 - l];
+  }
+
+  function keypointBox(points, pad) {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const [x, y] of points) {
+      x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+    }
+    const mx = (x1 - x0) * pad, my = (y1 - y0) * pad;
+    return [x0 - mx, y0 - my, x1 + mx, y1 + my];
+  }
+
+  // Detections (hands.js objects) with what the stage found on each (hands[i]: {keypoints,
+  // presence, left}), as common/landmarks.py fuse: score x (floor + (1 - floor) x presence);
+  // where a hand shows, the box moved towards the keypoints' box (or replaced by it where the
+  // two hardly overlap); boxes showing no hand dropped only with drop; then one box a hand.
+  function fuse(found, hands, opts, width, height) {
+    const o = Object.assign({}, LANDMARKS, opts || {});
+    const clip = (v, hi) => Math.min(Math.max(v, 0), hi);
+    const rows = [];
+    found.forEach((d, i) => {
+      const hand = hands[i], present = hand.presence >= o.presence;
+      if (!present && o.drop) return;
+      let [x0, y0, x1, y1] = [d.bbox[0], d.bbox[1], d.bbox[0] + d.bbox[2], d.bbox[1] + d.bbox[3]];
+      if (present && o.box !== "detector") {
+        const kp = keypointBox(hand.keypoints, o.pad);
+        const b = o.box === "keypoints" || boxIou([x0, y0, x1, y1], kp) < o.replaceIou ? 1 : o.blend;
+        [x0, y0, x1, y1] = [x0, y0, x1, y1].map((v, k) => (1 - b) * v + b * kp[k]);
+      }
+      [x0, x1] = [clip(x0, width), clip(x1, width)];
+      [y0, y1] = [clip(y0, height), clip(y1, height)];
+      const [side, sideScore] = handedness(hand.left, o.mirrored);
+      const row = { bbox: [x0, y0, x1 - x0, y1 - y0],
+                    score: d.score * (o.floor + (1 - o.floor) * hand.presence),
+                    classId: d.classId, label: d.label, keypoints: hand.keypoints,
+                    handedness: side, handednessScore: sideScore, presence: hand.presence };
+      if ("trackId" in d) row.trackId = d.trackId;
+      rows.push(row);
+    });
+    const boxes = new Float32Array(rows.length * 4), scores = new Float32Array(rows.length);
+    rows.forEach((d, i) => {
+      const [x, y, w, h] = d.bbox;
+      boxes.set([y, x, y + h, x + w], i * 4);
+      scores[i] = d.score;
+    });
+    const keep = nms(boxes, scores, 1, { scoreThreshold: -1, minScore: -1,
+                                         iouThreshold: o.nmsIou, maxDetections: rows.length });
+    return keep.map((k) => rows[k.anchor]);
+  }
+
   // ------------------------------------------------------------------ runtimes
 
   const litertModules = {};  // one LiteRT.js instance per build: it keeps a global runtime
 
-  async function litertRuntime(base, card, o, threads) {
+  // LiteRT.js, threaded or not. The single-threaded build is a second module instance
+  // (another URL), so both can live in one page (the bench's).
+  async function litertModule(o, threads) {
     if (threads && !global.crossOriginIsolated) {
       throw new Error("threads need a cross-origin isolated page (COOP/COEP headers)");
     }
-    // the single-threaded build is a second module instance (another URL), so both can live in
-    // one page (the bench's)
     const url = threads ? "@litertjs/core"
       : new URL(o.vendor + "litertjs/core/index.js?build=single", location.href).href;
     if (!litertModules[url]) {
@@ -140,7 +246,11 @@
         return lr;
       })();
     }
-    const lr = await litertModules[url];
+    return litertModules[url];
+  }
+
+  async function litertRuntime(base, card, o, threads) {
+    const lr = await litertModule(o, threads);
     const precision = o.precision || "int8";
     const fetchBytes = async (name) => {
       const r = await fetch(new URL(`litert/${name}`, base));
@@ -167,6 +277,59 @@
         const boxes = decodeBoxes(enc, anchors, scales);
         for (const t of Object.values(out)) t.delete();
         return { boxes, scores };
+      },
+      dispose() { model.delete(); },
+    };
+  }
+
+  // The landmark model on LiteRT.js (the same file Python runs, from this page's origin):
+  // run(source, roi) -> {keypoints: [[x, y, z] x 21] in the source's pixels, presence, left}.
+  async function landmarkRuntime(o, lr, numThreads) {
+    const name = `hand_landmark_${o.landmarks.model}.tflite`;
+    const r = await fetch(new URL(`${o.vendor}mediapipe/${name}`, location.href));
+    if (!r.ok) throw new Error(`landmark model ${name}: HTTP ${r.status}`);
+    const model = await lr.loadAndCompile(new Uint8Array(await r.arrayBuffer()),
+                                          { accelerator: "wasm", cpuOptions: { numThreads } });
+    const [input] = model.getInputDetails();
+    const canvas = typeof OffscreenCanvas !== "undefined" ? new OffscreenCanvas(CROP, CROP)
+      : Object.assign(document.createElement("canvas"), { width: CROP, height: CROP });
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    const pixels = new Float32Array(CROP * CROP * 3);
+    const run = async (source, roi) => {
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = "#000";
+      ctx.fillRect(0, 0, CROP, CROP);
+      ctx.setTransform(...invert(cropToImage(roi)));
+      ctx.drawImage(source, 0, 0);
+      const rgba = ctx.getImageData(0, 0, CROP, CROP).data;
+      for (let p = 0, q = 0; p < rgba.length; p += 4, q += 3) {
+        pixels[q] = rgba[p] / 255; pixels[q + 1] = rgba[p + 1] / 255; pixels[q + 2] = rgba[p + 2] / 255;
+      }
+      const x = new lr.Tensor(pixels, [1, CROP, CROP, 3]);
+      const out = await model.run({ [input.name]: x });
+      x.delete();
+      const raw = out.Identity.toTypedArray(), presence = out.Identity_1.toTypedArray()[0];
+      const left = out.Identity_2.toTypedArray()[0];
+      for (const t of Object.values(out)) t.delete();
+      const [a, b, c, d, e, f] = cropToImage(roi), s = roi.size / CROP;
+      const keypoints = [];
+      for (let i = 0; i < 63; i += 3) {
+        const u = raw[i], v = raw[i + 1];
+        keypoints.push([a * u + c * v + e, b * u + d * v + f, raw[i + 2] * s / Z_SCALE]);
+      }
+      return { keypoints, presence, left, roi };
+    };
+    return {
+      run,
+      // one hand from a box: the upright crop, then (passes 2) the crop its keypoints give,
+      // where the first pass finds the hand turned at least opts.turn degrees
+      async refine(source, bbox, opts) {
+        let hand = await run(source, roiFromBox(bbox, opts.boxScale));
+        if (opts.passes === 2 && hand.presence >= opts.presence) {
+          const roi = roiFromKeypoints(hand.keypoints);
+          if (Math.abs(roi.angle) * 180 / Math.PI >= opts.turn) hand = await run(source, roi);
+        }
+        return hand;
       },
       dispose() { model.delete(); },
     };
@@ -212,8 +375,13 @@
   // ------------------------------------------------------------------ the detector
 
   class HandDetector {
-    constructor(runtime, card, params, notes) {
+    constructor(runtime, card, params, notes, landmarker, landmarks) {
       this.rt = runtime;
+      this.landmarker = landmarker || null;  // the landmark stage, when loaded
+      this.landmarks = Object.assign({}, LANDMARKS, landmarks || {});
+      this.tracks = [];
+      this.frame = 0;
+      this.nextId = 1;
       this.runtime = runtime.name;
       this.detail = runtime.detail;
       this.notes = notes;  // why faster runtimes were passed over
@@ -230,23 +398,139 @@
       this.fps = 0;
     }
 
+    // [{bbox, score, classId, label}] and, with the landmark stage, keypoints, handedness,
+    // handednessScore and presence; params.track (video frames in order): trackId too.
     async detect(input, params) {
       const opts = Object.assign({}, this.params, params || {});
       const start = performance.now();
-      const { boxes, scores } = await this.rt.run(this.resizer.rgba(input));
-      const h = input.videoHeight || input.naturalHeight || input.height;
-      const w = input.videoWidth || input.naturalWidth || input.width;
-      const result = postprocess(boxes, scores, this.numClasses, w, h, opts, this.labels);
+      const stage = this.landmarker && opts.landmarks !== false;
+      let result;
+      if (stage && opts.track) {
+        result = await this.follow(input, opts);
+      } else if (stage) {
+        const w = width(input), h = height(input);
+        const found = await this.boxes(input, opts, this.landmarks.minScore);
+        const hands = [];
+        for (const d of found) hands.push(await this.landmarker.refine(input, d.bbox, this.landmarks));
+        result = fuse(found, hands, this.landmarks, w, h).filter((d) => d.score >= opts.scoreThreshold);
+      } else {
+        result = await this.boxes(input, opts, opts.scoreThreshold);
+      }
       const ms = performance.now() - start;
       this.fps = this.fps ? 0.9 * this.fps + 0.1 * (1000 / ms) : 1000 / ms;
       return result;
     }
 
-    dispose() { this.rt.dispose(); }
+    // The detector alone, at or above threshold.
+    async boxes(input, opts, threshold) {
+      const { boxes, scores } = await this.rt.run(this.resizer.rgba(input));
+      return postprocess(boxes, scores, this.numClasses, width(input), height(input),
+                         Object.assign({}, opts, { scoreThreshold: threshold }), this.labels);
+    }
+
+    // Video: each hand's crop follows its keypoints (common/tracking.py HandTracker); the
+    // detector runs every detectEvery frames, and at once when a hand is lost or none is seen.
+    async follow(input, opts) {
+      const lm = this.landmarks, every = opts.detectEvery || 5;
+      let lost = false;
+      const kept = [];
+      for (const t of this.tracks) {
+        const hand = await this.landmarker.run(input, t.roi);
+        if (hand.presence >= lm.presence) {
+          t.hand = hand; t.roi = roiFromKeypoints(hand.keypoints); kept.push(t);
+        } else {
+          lost = true;
+        }
+      }
+      this.tracks = dedupe(kept, lm.pad);
+      if (this.frame % every === 0 || lost || !this.tracks.length) {
+        await this.addNew(input, await this.boxes(input, opts, lm.minScore));
+      }
+      this.frame += 1;
+      const rows = this.tracks.map((t) => {
+        const [x0, y0, x1, y1] = detectorBox(t);
+        return { bbox: [x0, y0, x1 - x0, y1 - y0], score: t.score, classId: t.classId,
+                 label: t.label, trackId: t.id };
+      });
+      return fuse(rows, this.tracks.map((t) => t.hand),
+                  Object.assign({}, lm, { drop: false, nmsIou: 1 }), width(input), height(input))
+        .filter((d) => d.score >= opts.scoreThreshold);
+    }
+
+    // New tracks for detections no followed hand covers; a followed hand takes the score of
+    // the best detection on it.
+    async addNew(input, found) {
+      const lm = this.landmarks, max = this.params.maxHands || 4, newIou = 0.3;
+      const boxes = () => this.tracks.map((t) => keypointBox(t.hand.keypoints, lm.pad));
+      const rescored = new Set();
+      for (const d of found) {  // best first
+        const [x, y, w, h] = d.bbox;
+        const ious = boxes().map((b) => boxIou([x, y, x + w, y + h], b));
+        const best = ious.length ? ious.indexOf(Math.max(...ious)) : -1;
+        if (best >= 0 && ious[best] >= newIou) {
+          if (!rescored.has(best)) { seen(this.tracks[best], d); rescored.add(best); }
+          continue;
+        }
+        if (this.tracks.length >= max) break;
+        const hand = await this.landmarker.refine(input, d.bbox, lm);
+        if (hand.presence < lm.presence) continue;
+        const box = keypointBox(hand.keypoints, lm.pad);
+        if (boxes().some((b) => boxIou(box, b) >= newIou)) continue;
+        const track = { id: this.nextId++, hand, classId: d.classId, label: d.label,
+                        roi: roiFromKeypoints(hand.keypoints) };
+        seen(track, d);
+        this.tracks.push(track);
+      }
+    }
+
+    reset() { this.tracks = []; this.frame = 0; }
+
+    dispose() {
+      this.rt.dispose();
+      if (this.landmarker) this.landmarker.dispose();
+    }
+  }
+
+  const width = (input) => input.videoWidth || input.naturalWidth || input.width;
+  const height = (input) => input.videoHeight || input.naturalHeight || input.height;
+
+  function boxIou(a, b) {  // xyxy
+    const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+    const ih = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+    const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih;
+    return union > 0 ? iw * ih / union : 0;
+  }
+
+  // The detector saw a followed hand: its score, and its box's margins around the keypoints
+  // (common/tracking.py _Track.seen), which keep the box detector-shaped between detections.
+  function seen(track, d) {
+    const kp = keypointBox(track.hand.keypoints, 0);
+    const w = Math.max(kp[2] - kp[0], 1), h = Math.max(kp[3] - kp[1], 1);
+    const [x, y, bw, bh] = d.bbox;
+    track.score = d.score;
+    track.margins = [(x - kp[0]) / w, (y - kp[1]) / h, (x + bw - kp[2]) / w, (y + bh - kp[3]) / h];
+  }
+
+  function detectorBox(track) {
+    const kp = keypointBox(track.hand.keypoints, 0), m = track.margins;
+    const w = Math.max(kp[2] - kp[0], 1), h = Math.max(kp[3] - kp[1], 1);
+    return [kp[0] + m[0] * w, kp[1] + m[1] * h, kp[2] + m[2] * w, kp[3] + m[3] * h];
+  }
+
+  // Two tracks that converged on one hand: the older one stays.
+  function dedupe(tracks, pad) {
+    const kept = [];
+    for (const t of [...tracks].sort((p, q) => p.id - q.id)) {
+      const box = keypointBox(t.hand.keypoints, pad);
+      if (kept.every((k) => boxIou(box, keypointBox(k.hand.keypoints, pad)) < 0.5)) kept.push(t);
+    }
+    return kept;
   }
 
   // options: model (folder URL), runtime ("auto" or one of RUNTIMES), precision ("int8" |
-  // "fp32", LiteRT.js), variant (TF.js model.json path under the model folder), vendor, params.
+  // "fp32", LiteRT.js), variant (TF.js model.json path under the model folder), vendor, params;
+  // landmarks (true, or options as common/landmarks.py's: {model: "lite" | "full", mirrored,
+  // ...}) loads the landmark stage on LiteRT.js.
   async function load(options) {
     const o = Object.assign({ model: "model/", runtime: "auto", vendor: "vendor/" }, options || {});
     const base = new URL(o.model, location.href);
@@ -263,11 +547,20 @@
     if (o.runtime === "auto" && !global.crossOriginIsolated) {
       notes.push("litert-threads: page not cross-origin isolated");
     }
+    const landmarks = o.landmarks ? Object.assign({}, LANDMARKS,
+      o.landmarks === true ? {} : o.landmarks) : null;
     for (const name of order) {
       try {
         const rt = name === "tfjs" ? await tfjsRuntime(base, card, o)
                                    : await litertRuntime(base, card, o, name === "litert-threads");
-        const detector = new HandDetector(rt, card, o.params, notes);
+        let landmarker = null;
+        if (landmarks) {
+          const threads = name === "litert-threads";
+          const lr = await litertModule(o, threads);
+          const numThreads = threads ? Math.min(navigator.hardwareConcurrency || 2, 4) : 1;
+          landmarker = await landmarkRuntime(Object.assign({}, o, { landmarks }), lr, numThreads);
+        }
+        const detector = new HandDetector(rt, card, o.params, notes, landmarker, landmarks);
         const blank = new Resizer(rt.width, rt.height).canvas;
         await detector.detect(blank);  // warm up
         detector.fps = 0;
@@ -280,6 +573,7 @@
     throw new Error(`no runtime could run the model (${notes.join("; ")})`);
   }
 
-  global.hands = { load, HandDetector, RUNTIMES, CARD_SCHEMA, decodeBoxes, nms, postprocess,
-                   checkCard };
+  global.hands = { load, HandDetector, RUNTIMES, CARD_SCHEMA, LANDMARKS, decodeBoxes, nms,
+                   postprocess, checkCard, roiFromBox, roiFromKeypoints, cropToImage, invert,
+                   handedness, keypointBox, fuse };
 })(typeof window !== "undefined" ? window : globalThis);
