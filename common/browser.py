@@ -95,7 +95,8 @@ def hands_js_detections(
     card=None,
 ) -> list[list[dict]]:
     """The demo page's own detections (``hands.load({runtime, precision})`` then
-    ``detect(img)``) on RGB images, in one headless Chromium page served from 127.0.0.1.
+    ``detect(img)``, the network alone: no landmark stage) on RGB images, in one headless
+    Chromium page served from 127.0.0.1.
     Images reach the page as PNG, so it sees the very pixels given here. ``card``: a
     ``ModelCard`` to serve instead of the folder's file."""
     import cv2
@@ -136,7 +137,7 @@ def hands_js_detections(
                               img.src = u;
                               await img.decode();
                               out.push(await window.handsDetector.detect(
-                                img, {scoreThreshold: threshold}));
+                                img, {scoreThreshold: threshold, landmarks: false}));
                             }
                             return out;
                         }""",

@@ -192,3 +192,31 @@ class BoxTracker:
             out = out.with_(track_id=np.full(len(out), NO_TRACK))
         out = out.above(self.score_threshold)
         return out[np.argsort(-out.scores, kind="stable")]
+
+
+def id_switches(truth: list[np.ndarray], found: list[Detections], iou: float = 0.3) -> dict:
+    """How steady the ids are on a clip with known hands: ``truth[t]`` holds frame t's hand
+    boxes, one row a hand in the same order every frame. Each hand takes the best-overlapping
+    tracked detection (IoU >= ``iou``); a switch is a hand whose id differs from the one it had
+    when last seen. Returns switches, per 100 frames, and the share of hand-frames found."""
+    last: dict[int, int] = {}
+    switches = seen = total = 0
+    for boxes, det in zip(truth, found, strict=True):
+        tracked = det[det.track_id != NO_TRACK] if det.track_id is not None else det[:0]
+        overlap = box_iou(boxes, tracked.boxes)
+        for hand in range(len(boxes)):
+            total += 1
+            if not len(tracked) or overlap[hand].max() < iou:
+                continue
+            seen += 1
+            tid = int(tracked.track_id[int(overlap[hand].argmax())])
+            if hand in last and last[hand] != tid:
+                switches += 1
+            last[hand] = tid
+    frames = max(len(truth), 1)
+    return {
+        "frames": len(truth),
+        "switches": switches,
+        "switches_per_100_frames": 100 * switches / frames,
+        "found": seen / total if total else float("nan"),
+    }

@@ -16,7 +16,9 @@ import scipy.io
 
 from prep.fixtures import HAND_TYPES, _struct_array
 
-DEFAULT_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "egohands-4videos"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_SAMPLE = SHARED / "egohands-4videos"
+WEBCAM = SHARED / "hands-webcam"
 
 
 def sample_frames(count: int, sample: Path = DEFAULT_SAMPLE, size=(1280, 720)) -> list:
@@ -60,3 +62,88 @@ def polygon_tree(sample: Path, out: Path) -> Path:
             records.append(hands)
         scipy.io.savemat(folder / "polygons.mat", {"polygons": _struct_array(records, HAND_TYPES)})
     return out
+
+
+def webcam_hands(count: int, root: Path = WEBCAM, pad: float = 0.25) -> list[np.ndarray]:
+    """Up to ``count`` real hand crops (RGB) from the held-out (test) split of the shared webcam
+    sets, each its labelled box grown by ``pad``, taken in turn from each set."""
+    import json
+
+    import cv2
+
+    per_set = []
+    for name in ("subhih-webcam", "asl-letters", "finger-gestures"):
+        folder = Path(root) / name
+        if not (folder / "annotations.json").is_file():
+            continue
+        coco = json.loads((folder / "annotations.json").read_text())
+        images = {im["id"]: im for im in coco["images"] if im["split"] == "test"}
+        crops = []
+        for a in coco["annotations"]:
+            im = images.get(a["image_id"])
+            if im is None or len(crops) >= count:
+                continue
+            x, y, w, h = a["bbox"]
+            picture = cv2.imread(str(folder / "images" / im["file_name"]))
+            if picture is None or min(w, h) < 40:
+                continue
+            x0, y0 = max(0, int(x - pad * w)), max(0, int(y - pad * h))
+            x1, y1 = int(x + (1 + pad) * w), int(y + (1 + pad) * h)
+            crops.append(cv2.cvtColor(picture[y0:y1, x0:x1], cv2.COLOR_BGR2RGB))
+        per_set.append(crops)
+    mixed = [c for group in zip(*per_set, strict=False) for c in group]
+    return mixed[:count]
+
+
+def moving_hands_clip(
+    frames: int = 150,
+    hands: int = 2,
+    size: tuple[int, int] = (1280, 720),
+    sample: Path = DEFAULT_SAMPLE,
+    webcam: Path = WEBCAM,
+    seed: int = 0,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A clip with known hands: real hand crops from the webcam sets' held-out splits, moving
+    along smooth paths over a real background (an EgoHands frame's upper part, above its own
+    hands, blurred so that no hand of its own is found). Returns RGB frames and, per frame,
+    the hands' boxes ``(hands, 4)`` xyxy in track order; None when the shared data is absent."""
+    import cv2
+
+    crops = webcam_hands(hands, webcam)
+    backs = sorted(Path(sample).rglob("*.jpg"))[::37][:4]
+    if len(crops) < hands or not backs:
+        return None
+    width, height = size
+    background = cv2.imread(str(backs[0]))
+    background = cv2.resize(background[: background.shape[0] // 3], size)
+    background = cv2.cvtColor(cv2.GaussianBlur(background, (0, 0), 6), cv2.COLOR_BGR2RGB)
+    rng = np.random.default_rng(seed)
+    side = height * 0.42
+    paths = []
+    for i, crop in enumerate(crops):
+        scale = side / max(crop.shape[:2])
+        crop = cv2.resize(crop, (int(crop.shape[1] * scale), int(crop.shape[0] * scale)))
+        h, w = crop.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w]
+        r = np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2))
+        mask = np.clip((1.15 - r) / 0.45, 0, 1)  # the hand, feathered into the background
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        lane = (i + 0.5) / len(crops)
+        paths.append((crop, mask[..., None], phase, lane))
+    out, truth = [], []
+    for t in range(frames):
+        frame = background.astype(np.float32)
+        boxes = []
+        for crop, mask, phase, lane in paths:
+            h, w = crop.shape[:2]
+            cx = width * (lane + 0.18 * np.sin(2 * np.pi * t / 90 + phase[0]))
+            cy = height * (0.5 + 0.25 * np.sin(2 * np.pi * t / 70 + phase[1]))
+            x0 = int(np.clip(cx - w / 2, 0, width - w))
+            y0 = int(np.clip(cy - h / 2, 0, height - h))
+            patch = frame[y0 : y0 + h, x0 : x0 + w]
+            patch[:] = patch * (1 - mask) + crop * mask
+            pad = 0.25 / 1.5  # the crop's margin around the labelled box
+            boxes.append([x0 + pad * w, y0 + pad * h, x0 + w - pad * w, y0 + h - pad * h])
+        out.append(frame.astype(np.uint8))
+        truth.append(np.array(boxes, np.float32))
+    return out, truth

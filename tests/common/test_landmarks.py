@@ -184,3 +184,22 @@ def test_hands_js_has_the_same_geometry_and_fusion():
         np.testing.assert_allclose(theirs.scores, ours.scores, atol=1e-6)
         np.testing.assert_allclose(theirs.keypoints, ours.keypoints, atol=1e-4)
         assert theirs.data["handedness"].tolist() == ours.data["handedness"].tolist()
+
+
+def test_a_hand_is_drawn_with_its_skeleton_id_and_side():
+    from common.draw import HAND_SKELETON, draw_detections
+
+    points = upright_hand(100, 110, 1.5)
+    det = Detections(
+        [[40, 30, 160, 180]], [0.9], [1], ("hand",), keypoints=points[None], track_id=[3],
+        data={"handedness": np.array(["left"])},
+    )  # fmt: skip
+    image = np.zeros((200, 200, 3), np.uint8)
+    out = draw_detections(image, det)
+    a, b = points[HAND_SKELETON[7][0], :2], points[HAND_SKELETON[7][1], :2]
+    middle = np.round((a + b) / 2).astype(int)
+    assert out[middle[1], middle[0]].any()  # a bone of the skeleton
+    plain = draw_detections(image, det.with_(keypoints=None, track_id=None, data={}))
+    label = (slice(0, 30), slice(40, 200))
+    assert (out[label] != plain[label]).any()  # "hand 0.90 #3 left" is longer than "hand 0.90"
+    assert not plain[middle[1], middle[0]].any()

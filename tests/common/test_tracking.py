@@ -125,3 +125,20 @@ def test_byte_track_gives_boxes_ids_that_follow_them():
         ids.append(sides(out, middle=300))
     assert ids[0] == {"left": NO_TRACK, "right": NO_TRACK}  # ids from a box's second frame on
     assert ids[-1]["left"] != ids[-1]["right"] and all(i == ids[-1] for i in ids[1:])
+
+
+def test_id_switches_counts_a_hand_changing_id_not_a_hand_missed():
+    from common.tracking import id_switches
+
+    truth = [np.array([[0, 0, 10, 10], [50, 50, 60, 60]], np.float32)] * 4
+
+    def found(*ids):
+        boxes = [[0, 0, 10, 10], [50, 50, 60, 60]][: len(ids)]
+        return Detections(
+            boxes, [0.9] * len(ids), [1] * len(ids), ("hand",) * len(ids), track_id=ids
+        )
+
+    frames = [found(1, 2), found(1), found(3, 2), found(3, NO_TRACK)]
+    result = id_switches(truth, frames)
+    assert result["switches"] == 1 and result["switches_per_100_frames"] == 25
+    assert result["found"] == pytest.approx(6 / 8)  # hand 1 missed in frames 1 and 3

@@ -23,6 +23,7 @@ def test_bench_interleaves_every_runtime_and_handtrack_in_one_page(handtrackjs_p
         "ours litert-threads int8",
         "ours litert int8 (1 thread)",
         "ours litert-threads fp32",
+        "ours litert-threads int8 + landmarks",
         "handtrack.js ssd320fpnlite",
     ]
     for mode in ("detect_ms", "video_fps"):

@@ -240,3 +240,79 @@ def test_page_finds_hands_on_a_webcam_and_keeps_running(camera_clip, tmp_path):
     right = [any(finds_the_hands(found, hands) for hands in truth) for found in looks]
     assert sum(right) >= 7, (looks, truth)  # one look may fall on the cut between the frames
     assert stats["withHands"] / stats["frames"] >= 0.9, stats
+
+
+@pytest.fixture(scope="module")
+def shipped_page(webcam_root, tmp_path_factory):
+    """The shipped model's page, serving a held-out webcam frame (frame.png) and its mirror
+    image (flipped.png)."""
+    if not chromium_ready() or not node_ready():
+        pytest.skip("headless Chromium or the npm packages are missing")
+    import cv2
+
+    from common import DEFAULT_MODEL
+
+    media = tmp_path_factory.mktemp("shipped_media")
+    frame = cv2.imread(str(webcam_root / "subhih-webcam" / "images" / CLIP[0]))
+    cv2.imwrite(str(media / "frame.png"), frame)
+    cv2.imwrite(str(media / "flipped.png"), frame[:, ::-1])
+    server, url = serve_in_background(model=DEFAULT_MODEL, port=0, extra={"media": media})
+    yield url, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    server.shutdown()
+
+
+def test_page_gives_keypoints_and_left_right_as_python_does(shipped_page, tmp_path):
+    """The shipped model in the page on a held-out webcam frame: the landmark stage (LiteRT.js,
+    the same model file, from the page's origin) finds the hand with the keypoints and the
+    left/right Python finds, drops the face box the detector alone keeps, and calls the hand of
+    the mirror image the other one."""
+    from common import DEFAULT_MODEL
+    from common.landmarks import HandLandmarker
+
+    url, image = shipped_page
+    found, state = page_state(url, "", tmp_path / "page.png")
+    assert "keypoints: lite" in state["status"]
+    python = HandLandmarker(load_detector(DEFAULT_MODEL, "tflite_raw", score_threshold=0.1))
+    ref = python.detect(image).above(0.5)
+    assert len(found) == len(ref) == 1, (found, ref)
+    assert found.data["handedness"].tolist() == ref.data["handedness"].tolist() == ["left"]
+    size = np.ptp(ref.keypoints[0, :, :2], axis=0).max()
+    dist = np.linalg.norm(found.keypoints[0, :, :2] - ref.keypoints[0, :, :2], axis=1)
+    assert dist.max() <= 0.05 * size, dist  # canvas and OpenCV resample the crop alike
+    with browser_page() as page:
+        page.goto(f"{url}index.html?image=/media/flipped.png")
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        labels = page.evaluate("window.handsResult.map((d) => d.handedness)")
+    assert labels == ["right"]
+
+
+def test_page_draws_skeletons_left_right_and_ids_on_a_webcam(camera_clip, tmp_path):
+    """Chromium's fake camera playing held-out webcam frames: the page (selfie view, mirrored)
+    draws each hand's skeleton with its left/right and an id that holds from frame to frame."""
+    from common import DEFAULT_MODEL
+    from common.browser import fake_camera_flags
+
+    if not chromium_ready() or not node_ready():
+        pytest.skip("headless Chromium or the npm packages are missing")
+    clip, _ = camera_clip
+    server, url = serve_in_background(model=DEFAULT_MODEL, port=0)
+    looks = []
+    try:
+        with browser_page(extra_args=fake_camera_flags(clip)) as page:
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{url}index.html?camera=1")
+            page.wait_for_function("window.handsStats?.frames >= 5 || document.body.dataset.error")
+            for _ in range(6):
+                seen = page.evaluate("window.handsStats.frames")
+                page.wait_for_function(f"window.handsStats.frames >= {seen + 5}")
+                looks.append(page.evaluate("window.handsStats.drawn"))
+            page.screenshot(path=str(tmp_path / "camera.png"))
+    finally:
+        server.shutdown()
+    assert not errors, errors
+    drawn = [d for look in looks for d in look]
+    assert len(drawn) >= 5 and all(d["skeleton"] for d in drawn), looks
+    assert all(d["text"].startswith("hand ") and d["text"].endswith(" left") for d in drawn)
+    ids = {d["text"].split("#")[1].split()[0] for d in drawn}
+    assert len(ids) <= 2, looks  # one hand: one id (a second at most, across the clip's cut)

@@ -3,7 +3,8 @@
 // rotates), the first `warmup` rounds are dropped.
 //   ?image=<url>  a still frame: detect() latency (resize + model + decode + NMS)
 //   ?video=<url>  a looping video: end-to-end frames per second (the current frame decoded by
-//                 the browser, resize, model, NMS, boxes drawn on a canvas)
+//                 the browser, resize, model, NMS, boxes drawn on a canvas); the contender with
+//                 the landmark stage tracks the hands (its detector every 5 frames)
 //   ?htj=<model.json> handtrack.js's graph; &rounds=, &reps= (calls per turn), &warmup=
 // Results land in window.benchResult.
 (async function () {
@@ -75,11 +76,15 @@
       ["ours litert-threads int8", { runtime: "litert-threads" }],
       ["ours litert int8 (1 thread)", { runtime: "litert" }],
       ["ours litert-threads fp32", { runtime: "litert-threads", precision: "fp32" }],
+      ["ours litert-threads int8 + landmarks", { runtime: "litert-threads", landmarks: true }],
     ];
     const contenders = [];
     for (const [name, o] of specs) {
       const det = await hands.load(Object.assign({ model: "model/" }, o));
-      contenders.push({ name, detail: det.detail, fn: (s) => det.detect(s) });
+      // with the landmark stage, a video is tracked (the crops follow the hands)
+      const opts = { track: video && Boolean(o.landmarks) };
+      contenders.push({ name, detail: det.detail + (o.landmarks ? ", landmarks lite" : ""),
+                        fn: (s) => det.detect(s, opts) });
     }
     if (p.get("htj")) {
       const model = await tf.loadGraphModel(p.get("htj"));

@@ -529,8 +529,8 @@
 
   // options: model (folder URL), runtime ("auto" or one of RUNTIMES), precision ("int8" |
   // "fp32", LiteRT.js), variant (TF.js model.json path under the model folder), vendor, params;
-  // landmarks (true, or options as common/landmarks.py's: {model: "lite" | "full", mirrored,
-  // ...}) loads the landmark stage on LiteRT.js.
+  // landmarks (true, "auto": on for a one-class hand model, or options as common/landmarks.py's:
+  // {model: "lite" | "full", mirrored, ...}) loads the landmark stage on LiteRT.js.
   async function load(options) {
     const o = Object.assign({ model: "model/", runtime: "auto", vendor: "vendor/" }, options || {});
     const base = new URL(o.model, location.href);
@@ -547,8 +547,14 @@
     if (o.runtime === "auto" && !global.crossOriginIsolated) {
       notes.push("litert-threads: page not cross-origin isolated");
     }
-    const landmarks = o.landmarks ? Object.assign({}, LANDMARKS,
-      o.landmarks === true ? {} : o.landmarks) : null;
+    // "auto": the stage for a hand detector (its one class is hand), not for other models
+    const handsOnly = Object.values(card.labels).join() === "hand";
+    let wanted = o.landmarks;
+    if (wanted === "auto") {
+      wanted = handsOnly;
+      if (!handsOnly) notes.push("landmarks: off, the model's classes are not just hand");
+    }
+    const landmarks = wanted ? Object.assign({}, LANDMARKS, wanted === true ? {} : wanted) : null;
     for (const name of order) {
       try {
         const rt = name === "tfjs" ? await tfjsRuntime(base, card, o)

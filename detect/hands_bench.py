@@ -1,0 +1,299 @@
+"""The landmark stage's table: its cost, detect's speed with it, keypoints and left/right against
+MediaPipe Hands, and how steady the ids are.
+
+    python -m detect.hands_bench [--rounds 20] [--frames 150] [--images 30] [--skip mediapipe]
+
+- ms per hand, LiteRT, 1 thread: the landmark models' invoke, interleaved round by round with
+  our detector's network and MediaPipe's palm detector (5 invokes a turn, 2 warm-up rounds
+  dropped; medians and IQR); and the whole stage per hand on real frames (crops, one or two
+  passes, fusion);
+- detect_multi_threaded FPS on a 1280x720 video (EgoHands frames), mp4 + JSON written, 2
+  workers: boxes only, --landmarks (every frame on its own), --landmarks --track (video mode:
+  the crops follow the hands, the detector every 5 frames) and --track (ByteTrack), as
+  separate processes interleaved round by round (one warm-up round dropped);
+- keypoints against MediaPipe Hands' own pipeline (in MediaPipe's environment) on held-out
+  frames of every shared source where both find the hand (box IoU >= 0.5): PCK@0.1 (a keypoint
+  within 0.1 of the hand's size, the longer side of MediaPipe's keypoint box) and handedness
+  agreement;
+- ids on a clip of held-out webcam hands moving over a real background (prep.samples): id
+  switches per 100 frames, and the share of hand-frames found.
+
+Accuracy per source (AP50, AP, false detections per face image, with and without the stage,
+against MediaPipe Hands and handtrack.js) is ``pipelines.compare --rows
+tflite_raw,landmarks,mediapipe_hands,handtrack``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from common import DEFAULT_MODEL, UserError, fail
+from common.detections import box_iou
+from prep.samples import DEFAULT_SAMPLE, WEBCAM
+
+MODES = {
+    "boxes": [],
+    "landmarks": ["--landmarks"],
+    "landmarks + track (video)": ["--landmarks", "--track"],
+    "track (ByteTrack)": ["--track"],
+}
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q1, med, q3 = statistics.quantiles(xs, n=4) if len(xs) > 1 else (xs[0],) * 3
+    return med, q1, q3
+
+
+def invoke_ms(model: Path, rounds: int) -> dict[str, tuple[float, float, float]]:
+    """The models' invokes, interleaved (detect.sizes' harness)."""
+    from common import MEDIAPIPE, wheel_file
+    from common.landmarks import MODELS
+    from detect.bench import palm_model
+    from detect.sizes import latencies
+
+    paths = {"our detector's network (int8)": model / "litert" / "model_int8.tflite"}
+    for variant, member in MODELS.items():
+        paths[f"landmarks {variant}"] = wheel_file(MEDIAPIPE, member)
+    if palm := palm_model():
+        paths["MediaPipe palm_detection_full"] = palm
+    return latencies(paths, rounds)
+
+
+def stage_ms(model: Path, images: list[np.ndarray]) -> dict[str, float]:
+    """The whole stage per hand on real frames, lite and full: ms, and the share of hands
+    given a second, turned crop."""
+    import math
+    import time
+
+    from common.backends import load_detector
+    from common.landmarks import LandmarkModel, LandmarkOptions, Roi
+
+    detector = load_detector(model, "tflite_raw", score_threshold=0.5)
+    boxes = [(im, b) for im in images for b in detector.detect(im).boxes]
+    out = {}
+    for variant in ("lite", "full"):
+        lm, options = LandmarkModel(variant), LandmarkOptions(model=variant)
+        for im, b in boxes[:3]:
+            lm.refine(im, b, options)  # warm-up
+        t0, turned = time.perf_counter(), 0
+        for im, b in boxes:
+            hand = lm.run(im, Roi.from_box(b, options.box_scale))
+            if hand.presence >= options.presence:
+                roi = Roi.from_keypoints(hand.keypoints)
+                if abs(math.degrees(roi.angle)) >= options.turn:
+                    lm.run(im, roi)
+                    turned += 1
+        out[variant] = (1000 * (time.perf_counter() - t0) / max(len(boxes), 1), turned / len(boxes))
+    out["hands"] = len(boxes)
+    return out
+
+
+def detect_fps(model: Path, video: Path, rounds: int, work: Path) -> dict[str, list[float]]:
+    root = Path(__file__).resolve().parents[1]
+    fps: dict[str, list[float]] = {m: [] for m in MODES}
+    names = list(MODES)
+    for r in tqdm(range(rounds + 1), desc="detect rounds", leave=False):
+        for k in range(len(names)):
+            name = names[(r + k) % len(names)]
+            result = subprocess.run(
+                [sys.executable, str(root / "detect" / "detect_multi_threaded.py"),
+                 "--source", str(video), "--model", str(model), "--num-workers", "2",
+                 "--output", str(work / "o.mp4"), "--json", str(work / "o.jsonl"),
+                 *MODES[name]],
+                capture_output=True, text=True, cwd=root,
+            )  # fmt: skip
+            found = re.search(r"\(([\d.]+) FPS\)", result.stdout)
+            if result.returncode != 0 or not found:
+                raise UserError(f"detect {name}: {result.stderr.strip()[-300:]}")
+            if r:
+                fps[name].append(float(found[1]))
+    return fps
+
+
+def held_out_frames(per_source: int) -> dict[str, list[np.ndarray]]:
+    """The first held-out frames of each shared source: EgoHands' CARDS_LIVINGROOM_B_T video
+    and each webcam set's test split (RGB)."""
+    import json
+
+    import cv2
+
+    out: dict[str, list[np.ndarray]] = {}
+    ego = sorted((DEFAULT_SAMPLE / "CARDS_LIVINGROOM_B_T").glob("*.jpg"))[::3][:per_source]
+    if ego:
+        out["ego"] = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in ego]
+    for name, folder in (("subhih", "subhih-webcam"), ("asl", "asl-letters"),
+                         ("fingers", "finger-gestures")):  # fmt: skip
+        path = WEBCAM / folder / "annotations.json"
+        if not path.is_file():
+            continue
+        test = [im for im in json.loads(path.read_text())["images"] if im["split"] == "test"]
+        files = [WEBCAM / folder / "images" / im["file_name"] for im in test[::5][:per_source]]
+        out[name] = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in files]
+    return out
+
+
+def agreement(model: Path, frames: dict[str, list[np.ndarray]]) -> dict[str, dict]:
+    """Per source: hands both find, PCK@0.1 of our keypoints against MediaPipe Hands', and how
+    often the two give the same hand (left/right)."""
+    from common.backends import load_detector
+    from common.landmarks import HandLandmarker
+    from common.mediapipe_env import MediaPipeHands
+
+    ours = HandLandmarker(load_detector(model, "tflite_raw", score_threshold=0.1))
+    out = {}
+    with MediaPipeHands() as theirs:
+        for name, images in frames.items():
+            both = correct = same = 0
+            for im in tqdm(images, desc=f"keypoints {name}", leave=False):
+                a, b = ours.detect(im).above(0.5), theirs.detect(im)
+                if not len(a) or not len(b):
+                    continue
+                iou = box_iou(b.boxes, a.boxes)
+                for j in range(len(b)):
+                    i = int(iou[j].argmax())
+                    if iou[j, i] < 0.5:
+                        continue
+                    size = max(np.ptp(b.keypoints[j, :, 0]), np.ptp(b.keypoints[j, :, 1]))
+                    dist = np.linalg.norm(a.keypoints[i, :, :2] - b.keypoints[j, :, :2], axis=1)
+                    both += 1
+                    correct += int((dist <= 0.1 * size).sum())
+                    same += int(a.data["handedness"][i] == b.data["handedness"][j])
+            out[name] = {
+                "images": len(images),
+                "hands_both_find": both,
+                "pck@0.1": correct / (21 * both) if both else float("nan"),
+                "handedness_agree": same / both if both else float("nan"),
+            }
+    return out
+
+
+def ids(model: Path, frames: int) -> dict[str, dict]:
+    """Id switches on the moving clip, with the landmark stage's tracking and with ByteTrack."""
+    from common.tracking import id_switches
+    from detect.run import DetectOptions
+    from detect.sources import Frame
+    from prep.samples import moving_hands_clip
+
+    clip = moving_hands_clip(frames=frames)
+    if clip is None:
+        raise UserError("the shared data (EgoHands sample, webcam sets) is needed for the clip")
+    pictures, truth = clip
+    out = {}
+    for name, flags in (("landmarks + track", {"landmarks": True}), ("ByteTrack", {})):
+        options = DetectOptions(model=str(model), track=True, **flags)
+        hook, every = options.hook(30.0)
+        found = []
+        detector = options.detector_factory(stage=False)()
+        for t, rgb in enumerate(pictures):
+            det = detector.detect(rgb) if t % every == 0 else None
+            found.append(hook(Frame(t, t / 30, rgb), det))
+        out[name] = id_switches(truth, found)
+    return out
+
+
+def table(result: dict) -> str:
+    lines = []
+    if "invoke" in result:
+        lines += ["ms a call, LiteRT, 1 thread, interleaved (median, IQR)", "",
+                  "| model | median ms | IQR |", "|---|---|---|"]  # fmt: skip
+        for name, (med, q1, q3) in result["invoke"].items():
+            lines.append(f"| {name} | {med:.2f} | {q1:.2f}-{q3:.2f} |")
+        lines.append("")
+    if "stage" in result:
+        s = result["stage"]
+        lines += [f"the stage per hand on {s['hands']} real hands (crops, passes, fusion)", "",
+                  "| landmark model | ms a hand | hands given the turned second crop |",
+                  "|---|---|---|"]  # fmt: skip
+        for variant in ("lite", "full"):
+            ms, turned = s[variant]
+            lines.append(f"| {variant} | {ms:.2f} | {turned:.0%} |")
+        lines.append("")
+    if "fps" in result:
+        lines += ["detect_multi_threaded, 1280x720, mp4 + JSON written, 2 workers, interleaved",
+                  "", "| mode | median FPS | IQR | vs boxes |", "|---|---|---|---|"]  # fmt: skip
+        base = statistics.median(result["fps"]["boxes"])
+        for name, v in result["fps"].items():
+            med, q1, q3 = quartiles(v)
+            lines.append(f"| {name} | {med:.1f} | {q1:.1f}-{q3:.1f} | {med / base:.2f} |")
+        lines.append("")
+    if "agreement" in result:
+        lines += ["keypoints and left/right against MediaPipe Hands, hands both find", "",
+                  "| source | images | hands | PCK@0.1 | same hand |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for name, a in result["agreement"].items():
+            lines.append(
+                f"| {name} | {a['images']} | {a['hands_both_find']} | {a['pck@0.1']:.3f} | "
+                f"{a['handedness_agree']:.3f} |"
+            )
+        lines.append("")
+    if "ids" in result:
+        lines += ["ids on the moving clip (held-out webcam hands over a real background)", "",
+                  "| tracking | frames | id switches | per 100 frames | hand-frames found |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for name, r in result["ids"].items():
+            lines.append(
+                f"| {name} | {r['frames']} | {r['switches']} | "
+                f"{r['switches_per_100_frames']:.2f} | {r['found']:.0%} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m detect.hands_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--rounds", type=int, default=20, help="interleaved rounds (invokes)")
+    p.add_argument("--fps-rounds", type=int, default=6, help="interleaved detect rounds")
+    p.add_argument("--frames", type=int, default=150, help="video and clip frames")
+    p.add_argument("--images", type=int, default=30, help="held-out frames a source")
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated parts to leave out: invoke, stage, fps, mediapipe, ids",
+    )
+    p.add_argument("--json", type=Path, help="also write the raw results here")
+    args = p.parse_args(argv)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    try:
+        if min(args.rounds, args.frames, args.images) < 1 or args.fps_rounds < 0:
+            raise UserError("--rounds, --frames and --images must be >= 1")
+        result: dict = {}
+        frames = held_out_frames(args.images)
+        if "invoke" not in skip:
+            result["invoke"] = invoke_ms(args.model, args.rounds)
+        if "stage" not in skip and frames:
+            result["stage"] = stage_ms(args.model, [im for ims in frames.values() for im in ims])
+        if "fps" not in skip and args.fps_rounds:
+            from detect.bench import make_video
+
+            with tempfile.TemporaryDirectory() as tmp:
+                video = make_video(Path(tmp) / "v.mp4", args.frames, DEFAULT_SAMPLE)
+                result["fps"] = detect_fps(args.model, video, args.fps_rounds, Path(tmp))
+        if "mediapipe" not in skip and frames:
+            result["agreement"] = agreement(args.model, frames)
+        if "ids" not in skip:
+            result["ids"] = ids(args.model, args.frames)
+        if args.json:
+            from common import atomic_write_json
+
+            atomic_write_json(args.json, result)
+    except UserError as e:
+        return fail(str(e))
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
