@@ -9,7 +9,8 @@ backend, detect's tables and the page's ``hands.js``. One typed class reads and 
 ``schema`` says which fields a reader can rely on; ``hands.js`` reads exactly this schema
 (webexport/web/hands.js ``CARD_SCHEMA``). Schema 2 added ``schema`` and
 ``postprocess.min_score``; Python reads a schema-1 card (no ``schema`` field) with the default,
-and ``python -m common.card FOLDER...`` rewrites cards in the current schema.
+and ``python -m common.card FOLDER...`` rewrites cards in the current schema (``--merge JSON``:
+with fields added or replaced, as ``pipelines.export --card`` adds them).
 """
 
 from __future__ import annotations
@@ -142,13 +143,26 @@ class ModelCard:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the cards of the given model folders in the current schema."""
-    folders = sys.argv[1:] if argv is None else argv
-    if not folders:
-        return fail("usage: python -m common.card MODEL_FOLDER [MODEL_FOLDER ...]")
+    """Rewrite the cards of the given model folders in the current schema, merging in a JSON
+    object first with ``--merge`` (as ``pipelines.export --card`` does)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m common.card", description=main.__doc__)
+    p.add_argument("folders", nargs="+", metavar="MODEL_FOLDER")
+    p.add_argument("--merge", type=Path, help="a JSON object whose fields are set in the card")
+    args = p.parse_args(argv)
     try:
-        for folder in folders:
-            print(f"wrote {ModelCard.load(folder).save(folder)} (schema {SCHEMA})")
+        extra = {}
+        if args.merge:
+            try:
+                extra = json.loads(args.merge.read_text())
+                if not isinstance(extra, dict):
+                    raise ValueError("not an object")
+            except (OSError, ValueError) as e:
+                raise UserError(f"--merge {args.merge}: not a JSON object ({e})") from None
+        for folder in args.folders:
+            card = ModelCard.from_dict({**ModelCard.load(folder).to_dict(), **extra})
+            print(f"wrote {card.save(folder)} (schema {SCHEMA})")
     except UserError as e:
         return fail(str(e))
     return 0

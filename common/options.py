@@ -29,7 +29,8 @@ def option(
     cli: bool = True,
 ):
     """A dataclass field with its flag: ``--name-with-dashes`` plus ``flags`` (aliases). A bool
-    defaulting to False is a switch; ``type`` is needed where the default is None;
+    defaulting to False is a switch; ``type=bool`` with default None is ``--name`` /
+    ``--no-name``, None meaning "decide for me"; ``type`` is needed where the default is None;
     ``cli=False`` keeps a field out of the parser (library use only)."""
     meta = {"help": help, "type": type, "flags": flags, "choices": choices, "metavar": metavar}
     meta.update(group=group, cli=cli)
@@ -50,6 +51,10 @@ def add_options(parser: argparse.ArgumentParser, cls, *, exclude: tuple[str, ...
         kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"] or None}
         if f.default is False:
             target.add_argument(*names, action="store_true", **kwargs)
+            continue
+        if meta["type"] is bool:
+            action = argparse.BooleanOptionalAction
+            target.add_argument(*names, action=action, default=f.default, **kwargs)
             continue
         kind = meta["type"] or (type(f.default) if f.default is not None else str)
         kwargs.update(type=kind, default=f.default, choices=meta["choices"])

@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         backend=backend,
                         num_workers=workers,
                         output=str(Path(tmp) / "out.mp4") if write else None,
+                        landmarks=False,  # the backends' own speed (detect.hands_bench: the stage)
+                        track=False,
                     )
                     report = detect(options, multi=multi)
                     rows.append((backend, "multi" if multi else "single", write, report["fps"]))

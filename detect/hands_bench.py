@@ -8,9 +8,10 @@ MediaPipe Hands, and how steady the ids are.
   dropped; medians and IQR); and the whole stage per hand on real frames (crops, one or two
   passes, fusion);
 - detect_multi_threaded FPS on a 1280x720 video (EgoHands frames), mp4 + JSON written, 2
-  workers: boxes only, --landmarks (every frame on its own), --landmarks --track (video mode:
-  the crops follow the hands, the detector every 5 frames) and --track (ByteTrack), as
-  separate processes interleaved round by round (one warm-up round dropped);
+  workers: boxes only, --landmarks --no-track (every frame on its own), --landmarks --track
+  (video mode, the default for a video: the crops follow the hands, the detector every 5
+  frames) and --no-landmarks --track (ByteTrack), as separate processes interleaved round by
+  round (one warm-up round dropped);
 - keypoints against MediaPipe Hands' own pipeline (in MediaPipe's environment) on held-out
   frames of every shared source where both find the hand (box IoU >= 0.5): PCK@0.1 (a keypoint
   within 0.1 of the hand's size, the longer side of MediaPipe's keypoint box) and handedness
@@ -41,10 +42,10 @@ from common.detections import box_iou
 from prep.samples import DEFAULT_SAMPLE, WEBCAM
 
 MODES = {
-    "boxes": [],
-    "landmarks": ["--landmarks"],
-    "landmarks + track (video)": ["--landmarks", "--track"],
-    "track (ByteTrack)": ["--track"],
+    "boxes": ["--no-landmarks", "--no-track"],
+    "landmarks": ["--landmarks", "--no-track"],
+    "landmarks + track (video; the default)": ["--landmarks", "--track"],
+    "track (ByteTrack)": ["--no-landmarks", "--track"],
 }
 
 
@@ -188,8 +189,8 @@ def ids(model: Path, frames: int) -> dict[str, dict]:
         raise UserError("the shared data (EgoHands sample, webcam sets) is needed for the clip")
     pictures, truth = clip
     out = {}
-    for name, flags in (("landmarks + track", {"landmarks": True}), ("ByteTrack", {})):
-        options = DetectOptions(model=str(model), track=True, **flags)
+    for name, landmarks in (("landmarks + track", True), ("ByteTrack", False)):
+        options = DetectOptions(model=str(model), track=True, landmarks=landmarks)
         hook, every = options.hook(30.0)
         found = []
         detector = options.detector_factory(stage=False)()

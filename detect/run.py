@@ -14,11 +14,12 @@ import functools
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common import DEFAULT_MODEL, UserError, fail
 from common.backends import ARTIFACTS, check_backend, load_detector
+from common.card import ModelCard
 from common.landmarks import HandLandmarker, LandmarkOptions
 from common.options import add_options, from_args, option
 from common.tracking import BoxTracker, HandTracker, TrackOptions
@@ -33,7 +34,7 @@ from detect.sinks import (
     VideoSink,
     WindowSink,
 )
-from detect.sources import FrameSource
+from detect.sources import IMAGE_EXTS, FrameSource
 
 
 @dataclass(frozen=True)
@@ -66,17 +67,21 @@ class DetectOptions:
     num_workers: int = option(
         os.cpu_count() or 2, "inference workers, each with its own interpreter (multi-threaded)"
     )
-    landmarks: bool = option(
-        False,
+    landmarks: bool | None = option(
+        None,
         "the landmark stage: 21 keypoints, left/right and hand presence per hand (MediaPipe's "
-        "hand landmark model); boxes on what is not a hand are dropped",
+        "hand landmark model), boxes that show no hand down-weighted (default: on for a hand "
+        "model, one class named hand)",
+        type=bool,
     )
     landmark_model: str = option("lite", "landmark model: lite or full", choices=("lite", "full"))
     mirrored: bool = option(False, "the frames are mirrored (a selfie view): left/right as is")
-    track: bool = option(
-        False,
-        "video: an id per hand across frames (with --landmarks each hand's crop follows it and "
-        "the detector runs every --detect-every frames; without, ByteTrack on every frame)",
+    track: bool | None = option(
+        None,
+        "an id per hand across frames (with the landmark stage each hand's crop follows it and "
+        "the detector runs every --detect-every frames; without, ByteTrack on every frame); "
+        "default: on with the landmark stage for a video file or camera, else off",
+        type=bool,
     )
     detect_every: int = option(5, "with --track --landmarks: run the detector every N frames")
 
@@ -123,6 +128,20 @@ class DetectOptions:
 
     def landmark_options(self) -> LandmarkOptions:
         return LandmarkOptions(model=self.landmark_model, mirrored=self.mirrored)
+
+    def resolved(self) -> DetectOptions:
+        """These options with "decide for me" decided: the landmark stage for a hand model,
+        and its tracking (video mode) for a video file or a camera."""
+        landmarks, track = self.landmarks, self.track
+        if landmarks is None:
+            landmarks = list(ModelCard.load(self.model).labels.values()) == ["hand"]
+        if track is None:  # video mode: the landmark stage's tracking, on frames in order
+            path = Path(self.source)
+            video = self.source.isdigit() or (
+                path.is_file() and path.suffix.lower() not in IMAGE_EXTS
+            )
+            track = landmarks and video
+        return replace(self, landmarks=landmarks, track=track)
 
     def detector_factory(self, *, stage: bool = True):
         """A function making one detector of these options (one per worker): the backend, and
@@ -182,6 +201,7 @@ def detect(options: DetectOptions, *, multi: bool = True) -> dict:
     """Run detection as ``options`` say: the multi-threaded loop (``options.num_workers``) or
     the single-threaded one; returns the report (frames, seconds, fps, skipped, profile)."""
     options.check()
+    options = options.resolved()
     profile = Profile() if options.profile else None
     source = FrameSource(
         options.source,

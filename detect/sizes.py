@@ -61,6 +61,8 @@ def multi_fps(models: list[Path], video: Path, rounds: int, work: Path) -> dict[
                 output=str(work / "out.mp4"),
                 json=str(work / "out.jsonl"),
                 num_workers=2,
+                landmarks=False,  # the detectors' own speed (detect.hands_bench: the stage)
+                track=False,
             )
             fps[model.name].append(detect(options, multi=True)["fps"])
     return {k: statistics.median(v) for k, v in fps.items()}

@@ -151,6 +151,7 @@ def compare(
             detector = make_detector(model, key)
             counter = FaceFalsePositives()
             for name, (images, truth) in data.items():
+                here = FaceFalsePositives()
                 if detector.batched:
                     found = detector.detect_batch(images)
                 else:
@@ -158,7 +159,10 @@ def compare(
                     found = [detector.detect(im) for im in bar]
                 row.per_source[name] = coco_ap(truth, found)
                 for i, det in enumerate(found if faces else []):
-                    counter.add_faces(faces[name][i], truth[i], det.boxes, det.scores)
+                    for c in (counter, here):
+                        c.add_faces(faces[name][i], truth[i], det.boxes, det.scores)
+                if here.images:
+                    row.per_source[name]["faces"] = here.result()
             if counter.images:
                 row.faces = counter.result()
             detector.close()
@@ -201,6 +205,19 @@ def print_table(rows: list[Row], counts: dict[str, int]) -> None:
         )
         print(f"| {r.name} | {cells} | {face} | {r.seconds:.0f} |")
     print("frames: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
+    shown = [r for r in rows if not r.skipped and r.faces]
+    if not shown:
+        return
+    faced = [n for n in names if any("faces" in r.per_source[n] for r in shown)]
+    print("\nfalse detections (score >= 0.5) per image with a face, per source (face images)")
+    print("| detector | " + " | ".join(faced) + " |")
+    print("|---|" + "---|" * len(faced))
+    for r in shown:
+        cells = []
+        for n in faced:
+            f = r.per_source[n].get("faces")
+            cells.append(f"{f['false_per_face_image']:.3f} ({f['face_images']})" if f else "-")
+        print(f"| {r.name} | " + " | ".join(cells) + " |")
 
 
 def parse_records(items: list[str]) -> dict[str, str]:

@@ -84,3 +84,9 @@ def test_upgrade_command_rewrites_an_old_card(tmp_path):
     assert main([str(tmp_path)]) == 0
     assert json.loads((tmp_path / "model_card.json").read_text())["schema"] == SCHEMA
     assert main([str(tmp_path / "missing")]) == 2
+    (tmp_path / "more.json").write_text(json.dumps({"landmark_stage": {"ego": 0.8}, "name": "x"}))
+    assert main(["--merge", str(tmp_path / "more.json"), str(tmp_path)]) == 0
+    card = ModelCard.load(tmp_path)
+    assert card.name == "x" and card.extra["landmark_stage"] == {"ego": 0.8}
+    (tmp_path / "bad.json").write_text("[1]")
+    assert main(["--merge", str(tmp_path / "bad.json"), str(tmp_path)]) == 2

@@ -16,6 +16,7 @@ class Options:
     rate: float = option(0.5, flags=("--lr",))
     fast: bool = option(False, "go fast")
     kind: str = option("a", choices=("a", "b"), group="more")
+    auto: bool | None = option(None, "on, off, or None: decide", type=bool)
     quiet: bool = option(False, cli=False)
 
 
@@ -32,6 +33,8 @@ def parse(*argv: str, exclude=()) -> Options:
         (("--steps", "5", "--fast"), Options(steps=5, fast=True)),
         (("--lr", "0.1", "--kind", "b"), Options(rate=0.1, kind="b")),
         (("--rate", "2"), Options(rate=2.0)),
+        (("--auto",), Options(auto=True)),
+        (("--no-auto",), Options(auto=False)),
     ],
 )
 def test_flags_map_to_fields(argv, want):

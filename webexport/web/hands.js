@@ -560,11 +560,15 @@
         const rt = name === "tfjs" ? await tfjsRuntime(base, card, o)
                                    : await litertRuntime(base, card, o, name === "litert-threads");
         let landmarker = null;
-        if (landmarks) {
-          const threads = name === "litert-threads";
-          const lr = await litertModule(o, threads);
-          const numThreads = threads ? Math.min(navigator.hardwareConcurrency || 2, 4) : 1;
-          landmarker = await landmarkRuntime(Object.assign({}, o, { landmarks }), lr, numThreads);
+        if (landmarks) {  // LiteRT.js even beside TF.js; without it, boxes only (and a note)
+          try {
+            const threads = name === "litert-threads";
+            const lr = await litertModule(o, threads);
+            const numThreads = threads ? Math.min(navigator.hardwareConcurrency || 2, 4) : 1;
+            landmarker = await landmarkRuntime(Object.assign({}, o, { landmarks }), lr, numThreads);
+          } catch (err) {
+            notes.push(`landmarks: ${err.message}`);
+          }
         }
         const detector = new HandDetector(rt, card, o.params, notes, landmarker, landmarks);
         const blank = new Resizer(rt.width, rt.height).canvas;
