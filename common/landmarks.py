@@ -277,9 +277,10 @@ class HandLandmarker(Detector):
         return [self.refine(im, d) for im, d in zip(images, found, strict=True)]
 
     def refine(self, image: np.ndarray, det: Detections) -> Detections:
-        """The stage on detections of ``image`` (those scoring at least ``min_score``)."""
+        """The stage on detections of ``image``: those scoring at least ``min_score`` and this
+        detector's threshold (fusion never raises a score, so a box below it stays below)."""
         image = self._check(image)
-        det = det.above(self.options.min_score)
+        det = det.above(max(self.options.min_score, self.score_threshold))
         hands = [self.model.refine(image, box, self.options) for box in det.boxes]
         h, w = image.shape[:2]
         return fuse(det, hands, self.options, w, h).above(self.score_threshold)

@@ -7,11 +7,13 @@ MediaPipe Hands, and how steady the ids are.
   our detector's network and MediaPipe's palm detector (5 invokes a turn, 2 warm-up rounds
   dropped; medians and IQR); and the whole stage per hand on real frames (crops, one or two
   passes, fusion);
-- detect_multi_threaded FPS on a 1280x720 video (EgoHands frames), mp4 + JSON written, 2
-  workers: boxes only, --landmarks --no-track (every frame on its own), --landmarks --track
-  (video mode, the default for a video: the crops follow the hands, the detector every 5
-  frames) and --no-landmarks --track (ByteTrack), as separate processes interleaved round by
-  round (one warm-up round dropped);
+- detect_multi_threaded FPS on two 1280x720 videos, mp4 + JSON written, 2 workers: the
+  EgoHands labelled frames one after the other (detect.bench's video; each frame is another
+  moment, so tracking finds its hands gone and looks again), and the moving-hands clip (a
+  video's continuity); modes: boxes only, --landmarks --no-track (every frame on its own),
+  --landmarks --track (video mode, the default for a video: the crops follow the hands, the
+  detector every 5 frames) and --no-landmarks --track (ByteTrack), as separate processes
+  interleaved round by round (one warm-up round dropped);
 - keypoints against MediaPipe Hands' own pipeline (in MediaPipe's environment) on held-out
   frames of every shared source where both find the hand (box IoU >= 0.5): PCK@0.1 (a keypoint
   within 0.1 of the hand's size, the longer side of MediaPipe's keypoint box) and handedness
@@ -41,6 +43,10 @@ from common import DEFAULT_MODEL, UserError, fail
 from common.detections import box_iou
 from prep.samples import DEFAULT_SAMPLE, WEBCAM
 
+VIDEOS = (
+    "EgoHands frames (a new moment each frame)",
+    "moving hands clip (continuous)",
+)
 MODES = {
     "boxes": ["--no-landmarks", "--no-track"],
     "landmarks": ["--landmarks", "--no-track"],
@@ -98,26 +104,43 @@ def stage_ms(model: Path, images: list[np.ndarray]) -> dict[str, float]:
     return out
 
 
-def detect_fps(model: Path, video: Path, rounds: int, work: Path) -> dict[str, list[float]]:
+def detect_fps(model: Path, videos: dict[str, Path], rounds: int, work: Path) -> dict:
+    """``{video: {mode: [fps, ...]}}``, every video and mode interleaved round by round."""
     root = Path(__file__).resolve().parents[1]
-    fps: dict[str, list[float]] = {m: [] for m in MODES}
-    names = list(MODES)
+    runs = [(v, m) for v in videos for m in MODES]
+    fps: dict[str, dict[str, list[float]]] = {v: {m: [] for m in MODES} for v in videos}
     for r in tqdm(range(rounds + 1), desc="detect rounds", leave=False):
-        for k in range(len(names)):
-            name = names[(r + k) % len(names)]
+        for k in range(len(runs)):
+            video, mode = runs[(r + k) % len(runs)]
             result = subprocess.run(
                 [sys.executable, str(root / "detect" / "detect_multi_threaded.py"),
-                 "--source", str(video), "--model", str(model), "--num-workers", "2",
+                 "--source", str(videos[video]), "--model", str(model), "--num-workers", "2",
                  "--output", str(work / "o.mp4"), "--json", str(work / "o.jsonl"),
-                 *MODES[name]],
+                 *MODES[mode]],
                 capture_output=True, text=True, cwd=root,
             )  # fmt: skip
             found = re.search(r"\(([\d.]+) FPS\)", result.stdout)
             if result.returncode != 0 or not found:
-                raise UserError(f"detect {name}: {result.stderr.strip()[-300:]}")
+                raise UserError(f"detect {mode}: {result.stderr.strip()[-300:]}")
             if r:
-                fps[name].append(float(found[1]))
+                fps[video][mode].append(float(found[1]))
     return fps
+
+
+def write_clip(path: Path, frames: int) -> Path | None:
+    """The moving-hands clip (prep.samples) as an mp4, or None without the shared data."""
+    import cv2
+
+    from prep.samples import moving_hands_clip
+
+    clip = moving_hands_clip(frames=frames)
+    if clip is None:
+        return None
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1280, 720))
+    for rgb in clip[0]:
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
 
 
 def held_out_frames(per_source: int) -> dict[str, list[np.ndarray]]:
@@ -220,11 +243,15 @@ def table(result: dict) -> str:
         lines.append("")
     if "fps" in result:
         lines += ["detect_multi_threaded, 1280x720, mp4 + JSON written, 2 workers, interleaved",
-                  "", "| mode | median FPS | IQR | vs boxes |", "|---|---|---|---|"]  # fmt: skip
-        base = statistics.median(result["fps"]["boxes"])
-        for name, v in result["fps"].items():
-            med, q1, q3 = quartiles(v)
-            lines.append(f"| {name} | {med:.1f} | {q1:.1f}-{q3:.1f} | {med / base:.2f} |")
+                  "", "| video | mode | median FPS | IQR | vs boxes |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for video, modes in result["fps"].items():
+            base = statistics.median(modes["boxes"])
+            for name, v in modes.items():
+                med, q1, q3 = quartiles(v)
+                lines.append(
+                    f"| {video} | {name} | {med:.1f} | {q1:.1f}-{q3:.1f} | {med / base:.2f} |"
+                )
         lines.append("")
     if "agreement" in result:
         lines += ["keypoints and left/right against MediaPipe Hands, hands both find", "",
@@ -280,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
             from detect.bench import make_video
 
             with tempfile.TemporaryDirectory() as tmp:
-                video = make_video(Path(tmp) / "v.mp4", args.frames, DEFAULT_SAMPLE)
-                result["fps"] = detect_fps(args.model, video, args.fps_rounds, Path(tmp))
+                videos = {VIDEOS[0]: make_video(Path(tmp) / "v.mp4", args.frames, DEFAULT_SAMPLE)}
+                if clip := write_clip(Path(tmp) / "clip.mp4", args.frames):
+                    videos[VIDEOS[1]] = clip
+                result["fps"] = detect_fps(args.model, videos, args.fps_rounds, Path(tmp))
         if "mediapipe" not in skip and frames:
             result["agreement"] = agreement(args.model, frames)
         if "ids" not in skip:
