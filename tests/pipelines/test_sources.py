@@ -3,6 +3,7 @@ reader, one eval reader per source, per-source tables in evaluate and compare, f
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -109,13 +110,21 @@ def test_compare_prints_one_row_per_detector_and_columns_per_source(mix_slice, f
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("| ")]
-    assert lines[0].startswith("| detector | ego AP50 | ego AP | subhih AP50")
-    body = lines[1:]
-    assert len(body) == len(rows.split(","))
-    for line in body:
+    tables = [t.splitlines() for t in result.stdout.split("\n\n")]
+    tables = [[ln for ln in t if ln.startswith("| ")] for t in tables]
+    ap, faces = [t for t in tables if t]
+    assert ap[0].startswith("| detector | ego AP50 | ego AP | subhih AP50")
+    assert len(ap[1:]) == len(rows.split(","))
+    for line in ap[1:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert all(0 <= float(c) <= 1 for c in cells[1:7]), line
+    # Per source, false detections per face image with the count of such images beside it.
+    assert faces[0].startswith("| detector | ")
+    assert len(faces[1:]) == len(rows.split(","))
+    for line in faces[1:]:
+        for cell in [c.strip() for c in line.strip("|").split("|")][1:]:
+            value, count = re.fullmatch(r"([0-9.]+) \((\d+)\)", cell).groups()
+            assert float(value) >= 0 and int(count) > 0, line
     assert "frames: ego 4, subhih 4, fingers 3" in result.stdout
 
 

@@ -137,7 +137,10 @@ def test_page_falls_back_to_tfjs_when_litert_cannot_run(htj7_export, frames, tmp
     finally:
         server.shutdown()
     assert state["runtime"] == "tfjs", state
-    assert [n.split(":")[0] for n in state["notes"]] == ["litert-threads", "litert"]
+    notes = sorted(n.split(":")[0] for n in state["notes"])
+    assert notes == ["landmarks", "litert", "litert-threads"], state["notes"]
+    # handtrack.js has seven classes (hand poses, face, tip): the landmark stage stays off.
+    assert any(n.startswith("landmarks: off") for n in state["notes"]), state["notes"]
     ref = load_detector(htj7_export, "saved_model", score_threshold=0.5).detect(frames[0])
     pairs = match(ref, found.above(0.4), iou_threshold=0.9)
     assert len(ref) >= 1 and len(pairs) == len(ref)
