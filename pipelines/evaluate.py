@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from common import UserError, atomic_write_json, fail
 from pipelines import pipeline_config as cfg
-from pipelines.odapi_compat import tf
+from pipelines.odapi_compat import no_autograph, tf
 
 from object_detection import eval_util, inputs, model_lib, model_lib_v2
 from object_detection.builders import model_builder
@@ -174,7 +174,7 @@ def evaluate(
         raise UserError(f"checkpoint {checkpoint} does not match {pipeline}: {e}") from None
     step = int(ckpt.step.numpy())
 
-    @tf.function
+    @tf.function(autograph=False)  # graph-mode OD API code (odapi_compat.no_autograph)
     def compute(features, labels):
         unstacked = model_lib.unstack_batch(dict(labels), unpad_groundtruth_tensors=True)
         losses, predictions = model_lib_v2._compute_losses_and_predictions_dicts(
@@ -208,7 +208,8 @@ def evaluate(
     readers = configs["eval_input_configs"]
     for i, reader in enumerate(readers):
         name = reader.name or ("eval" if len(readers) == 1 else f"eval{i}")
-        dataset = inputs.eval_input(eval_config, reader, model_config, model=model)
+        with no_autograph():
+            dataset = inputs.eval_input(eval_config, reader, model_config, model=model)
         if max_examples:
             dataset = dataset.take(max_examples)
         per_source[name] = _evaluate_input(

@@ -17,12 +17,16 @@ What it handles:
 4. Pillow 10 removed ``FreeTypeFont.getsize`` (used to draw labels); it is rebuilt on getbbox.
 5. ``deepmac_meta_arch`` imports ``tensorflow_io``, whose binary does not load on TF 2.19; a
    stand-in supplies the one function it uses (``rgb_to_lab``) in plain TensorFlow.
-It also sets ``TF_USE_LEGACY_KERAS=1`` (the OD API is written for Keras 2 / tf-keras).
+It also sets ``TF_USE_LEGACY_KERAS=1`` (the OD API is written for Keras 2 / tf-keras), and
+gives ``no_autograph()``: the OD API is graph-mode TF1-style code (``tf.cond``, no Python
+control flow on tensors), so AutoGraph has nothing to convert in it, yet converting its input
+and model functions took most of a short training run's start.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.abc
 import importlib.machinery
 import os
@@ -38,6 +42,16 @@ from common.tfenv import tf
 warnings.filterwarnings("ignore", message=r".*set_learning_phase.*is deprecated")
 
 _PROTO_PREFIX = "object_detection.protos."
+
+
+@contextlib.contextmanager
+def no_autograph():
+    """Functions traced inside (``tf.data`` maps, ``tf.function``s without their own setting)
+    are traced as written, not converted by AutoGraph."""
+    from tensorflow.python.autograph.core import ag_ctx
+
+    with ag_ctx.ControlStatusCtx(status=ag_ctx.Status.DISABLED):
+        yield
 
 
 # ---------------------------------------------------------------- 1. old protobuf gencode

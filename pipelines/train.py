@@ -36,7 +36,7 @@ from common.options import add_options, from_args, option
 from pipelines import fast_input
 from pipelines import pipeline_config as cfg
 from pipelines.distribute import CONNECT_TIMEOUT_S, Cluster, make_strategy
-from pipelines.odapi_compat import tf
+from pipelines.odapi_compat import no_autograph, tf
 
 from object_detection import inputs, model_lib_v2
 from object_detection.builders import model_builder, optimizer_builder
@@ -179,7 +179,7 @@ class Trainer:
                     if min_side
                     else contextlib.nullcontext()
                 )
-                with scaled:
+                with scaled, no_autograph():
                     return inputs.train_input(
                         self.train_config,
                         configs["train_input_config"],
@@ -231,7 +231,7 @@ class Trainer:
             self.global_step.assign_add(1)
             return losses
 
-        @tf.function
+        @tf.function(autograph=False)  # graph-mode OD API code: nothing to convert
         def step_fn(features, labels):
             per_replica = strategy.run(replica_step, args=(features, labels))
             return {  # one reduce per loss, as model_lib_v2 does (a dict fails multi-worker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +58,31 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[tuple[str, str], tuple[subprocess.CompletedProcess, Path]]:
+    """Every case's CLI run once, two at a time (each is mostly a single-threaded start-up):
+    {case: (the finished process, its output path)}."""
+    jobs = []
+    for cli, kind in CASES:
+        tmp = tmp_path_factory.mktemp("bad_input")
+        argv, what = CLIS[cli]
+        source, out = make_input(tmp, kind, what), tmp / "out"
+        args = [a.replace("INPUT", str(source)).replace("OUT", str(out)) for a in argv]
+        jobs.append(((cli, kind), args, out))
+
+    def run(args):
+        return subprocess.run(
+            [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(run, [args for _, args, _ in jobs]))
+    return {case: (result, out) for (case, _, out), result in zip(jobs, done, strict=True)}
+
+
 @pytest.mark.parametrize(("cli", "kind"), CASES)
-def test_bad_input_is_one_clear_error(cli, kind, tmp_path):
-    argv, what = CLIS[cli]
-    source = make_input(tmp_path, kind, what)
-    out = tmp_path / "out"
-    args = [a.replace("INPUT", str(source)).replace("OUT", str(out)) for a in argv]
-    result = subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+def test_bad_input_is_one_clear_error(cli, kind, runs):
+    result, out = runs[cli, kind]
     assert result.returncode == 2, (cli, kind, result.returncode, result.stderr[-1500:])
     assert "Traceback" not in result.stderr, (cli, kind, result.stderr[-1500:])
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]

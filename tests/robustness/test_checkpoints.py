@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -54,12 +55,14 @@ def damage(run: Path, how: str) -> None:
 def test_damaged_checkpoint_is_one_error_everywhere(run_dir, tmp_path, how):
     damage(run_dir, how)
     pipeline = str(run_dir / "pipeline.config")
-    for args, extra in (
+    calls = (
         (["pipelines.train", "--pipeline", pipeline, "--model-dir", str(run_dir)], "resume from"),
         (["pipelines.evaluate", "--model-dir", str(run_dir)], ""),
         (["pipelines.export", "--checkpoint-dir", str(run_dir), "--out", str(tmp_path / "e")], ""),
-    ):
-        result = cli(*args)
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each is mostly a single-threaded start-up
+        results = list(pool.map(lambda call: cli(*call[0]), calls))
+    for (args, extra), result in zip(calls, results, strict=True):
         assert result.returncode == 2, (args[0], result.stderr[-1500:])
         assert "Traceback" not in result.stderr, (args[0], result.stderr[-1500:])
         (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]

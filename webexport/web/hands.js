@@ -409,7 +409,8 @@
         result = await this.follow(input, opts);
       } else if (stage) {
         const w = width(input), h = height(input);
-        const found = await this.boxes(input, opts, this.landmarks.minScore);
+        // Only boxes that can reach the threshold: fusion never raises a score.
+        const found = await this.boxes(input, opts, Math.max(this.landmarks.minScore, opts.scoreThreshold));
         const hands = [];
         for (const d of found) hands.push(await this.landmarker.refine(input, d.bbox, this.landmarks));
         result = fuse(found, hands, this.landmarks, w, h).filter((d) => d.score >= opts.scoreThreshold);
@@ -444,7 +445,7 @@
       }
       this.tracks = dedupe(kept, lm.pad);
       if (this.frame % every === 0 || lost || !this.tracks.length) {
-        await this.addNew(input, await this.boxes(input, opts, lm.minScore));
+        await this.addNew(input, await this.boxes(input, opts, Math.max(lm.minScore, opts.scoreThreshold)));
       }
       this.frame += 1;
       const rows = this.tracks.map((t) => {
