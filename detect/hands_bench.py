@@ -129,18 +129,13 @@ def detect_fps(model: Path, videos: dict[str, Path], rounds: int, work: Path) ->
 
 def write_clip(path: Path, frames: int) -> Path | None:
     """The moving-hands clip (prep.samples) as an mp4, or None without the shared data."""
-    import cv2
-
+    from detect.bench import write_mp4
     from prep.samples import moving_hands_clip
 
     clip = moving_hands_clip(frames=frames)
     if clip is None:
         return None
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1280, 720))
-    for rgb in clip[0]:
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    return write_mp4(path, (np.ascontiguousarray(rgb[..., ::-1]) for rgb in clip[0]))
 
 
 def held_out_frames(per_source: int) -> dict[str, list[np.ndarray]]:
