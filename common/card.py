@@ -142,6 +142,18 @@ class ModelCard:
         return path
 
 
+def read_fields(path: Path, flag: str) -> dict:
+    """A JSON object of card fields (``pipelines/cards/*.json``) named by ``flag``, or one
+    error saying it is not one."""
+    try:
+        fields = json.loads(Path(path).read_text())
+        if not isinstance(fields, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError) as e:
+        raise UserError(f"{flag} {path}: not a JSON object ({e})") from None
+    return fields
+
+
 def main(argv: list[str] | None = None) -> int:
     """Rewrite the cards of the given model folders in the current schema, merging in a JSON
     object first with ``--merge`` (as ``pipelines.export --card`` does)."""
@@ -152,14 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge", type=Path, help="a JSON object whose fields are set in the card")
     args = p.parse_args(argv)
     try:
-        extra = {}
-        if args.merge:
-            try:
-                extra = json.loads(args.merge.read_text())
-                if not isinstance(extra, dict):
-                    raise ValueError("not an object")
-            except (OSError, ValueError) as e:
-                raise UserError(f"--merge {args.merge}: not a JSON object ({e})") from None
+        extra = read_fields(args.merge, "--merge") if args.merge else {}
         for folder in args.folders:
             card = ModelCard.from_dict({**ModelCard.load(folder).to_dict(), **extra})
             print(f"wrote {card.save(folder)} (schema {SCHEMA})")

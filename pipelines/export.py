@@ -44,7 +44,7 @@ from common import UserError, atomic_dir, fail, read_label_map
 from common.backends import ARTIFACTS, BROWSER, load_detector
 from common.browser import chromium_ready
 from common.card import FILE as CARD
-from common.card import ModelCard, Postprocess, RawOutputs
+from common.card import ModelCard, Postprocess, RawOutputs, read_fields
 from common.detections import match
 from common.nodejs import node_ready
 from pipelines import pipeline_config as cfg
@@ -468,14 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(
                     f"{args.eval_metrics} is not a metrics file of python -m pipelines.evaluate"
                 ) from None
-        extra = None
-        if args.card:
-            try:
-                extra = json.loads(args.card.read_text())
-                if not isinstance(extra, dict):
-                    raise ValueError("not an object")
-            except (OSError, ValueError) as e:
-                raise UserError(f"--card {args.card}: not a JSON object ({e})") from None
+        extra = read_fields(args.card, "--card") if args.card else None
         card = export(
             pipeline,
             args.checkpoint_dir,
