@@ -203,6 +203,11 @@ class LandmarkOptions:
     mirrored: bool = option(False, "the images are mirrored (a selfie view): handedness as is")
     min_score: float = option(0.1, "run the stage on boxes scoring at least this")
 
+    def worth_refining(self, det: Detections, score_threshold: float) -> Detections:
+        """The boxes the stage runs on: at least ``min_score`` and the output threshold (fusion
+        never raises a score, so a box below the threshold stays below)."""
+        return det.above(max(self.min_score, score_threshold))
+
 
 def fuse(
     det: Detections, hands: list[Hand], options: LandmarkOptions, width: int, height: int
@@ -277,10 +282,9 @@ class HandLandmarker(Detector):
         return [self.refine(im, d) for im, d in zip(images, found, strict=True)]
 
     def refine(self, image: np.ndarray, det: Detections) -> Detections:
-        """The stage on detections of ``image``: those scoring at least ``min_score`` and this
-        detector's threshold (fusion never raises a score, so a box below it stays below)."""
+        """The stage on detections of ``image`` (``LandmarkOptions.worth_refining``)."""
         image = self._check(image)
-        det = det.above(max(self.options.min_score, self.score_threshold))
+        det = self.options.worth_refining(det, self.score_threshold)
         hands = [self.model.refine(image, box, self.options) for box in det.boxes]
         h, w = image.shape[:2]
         return fuse(det, hands, self.options, w, h).above(self.score_threshold)

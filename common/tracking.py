@@ -117,7 +117,7 @@ class HandTracker:
     def _add_new(self, image: np.ndarray, det: Detections) -> None:
         """New tracks for the detections no followed hand covers (those that can reach the
         output threshold: fusion never raises a score); known hands get the score."""
-        det = det.above(max(self.landmarks.min_score, self.score_threshold))
+        det = self.landmarks.worth_refining(det, self.score_threshold)
         followed = np.array([t.hand.box(self.landmarks.pad) for t in self.tracks]).reshape(-1, 4)
         iou = box_iou(det.boxes, followed)
         rescored: set[int] = set()

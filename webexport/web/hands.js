@@ -409,8 +409,7 @@
         result = await this.follow(input, opts);
       } else if (stage) {
         const w = width(input), h = height(input);
-        // Only boxes that can reach the threshold: fusion never raises a score.
-        const found = await this.boxes(input, opts, Math.max(this.landmarks.minScore, opts.scoreThreshold));
+        const found = await this.worthRefining(input, opts);
         const hands = [];
         for (const d of found) hands.push(await this.landmarker.refine(input, d.bbox, this.landmarks));
         result = fuse(found, hands, this.landmarks, w, h).filter((d) => d.score >= opts.scoreThreshold);
@@ -429,6 +428,12 @@
                          Object.assign({}, opts, { scoreThreshold: threshold }), this.labels);
     }
 
+    // The boxes the stage runs on: at least minScore and the threshold (fusion never raises a
+    // score; common/landmarks.py LandmarkOptions.worth_refining).
+    async worthRefining(input, opts) {
+      return this.boxes(input, opts, Math.max(this.landmarks.minScore, opts.scoreThreshold));
+    }
+
     // Video: each hand's crop follows its keypoints (common/tracking.py HandTracker); the
     // detector runs every detectEvery frames, and at once when a hand is lost or none is seen.
     async follow(input, opts) {
@@ -445,7 +450,7 @@
       }
       this.tracks = dedupe(kept, lm.pad);
       if (this.frame % every === 0 || lost || !this.tracks.length) {
-        await this.addNew(input, await this.boxes(input, opts, Math.max(lm.minScore, opts.scoreThreshold)));
+        await this.addNew(input, await this.worthRefining(input, opts));
       }
       this.frame += 1;
       const rows = this.tracks.map((t) => {
