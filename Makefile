@@ -43,6 +43,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m detect.bench
 	$(BIN)/python -m detect.sizes
 	$(BIN)/python -m detect.hands_bench
+	$(BIN)/python -m detect.tasks_bench
 	$(BIN)/python -m webexport.bench
 
 clean:

@@ -9,7 +9,12 @@ the OD API's TFLite graph with its detection post-processing op), ``tflite_raw``
 runs, decoded and NMS'd here as the page does), ``tfjs`` / ``tfjs_uint8`` (TF.js in Node, wasm
 backend as in the browser; for parity tests and comparisons); ``litertjs`` / ``litertjs_1thread``
 (the demo page's hands.js on LiteRT.js in headless Chromium, threaded or not: batch use only,
-one page for all the images).
+one page for all the images); ``mediapipe`` / ``mediapipe_fp32`` (MediaPipe Tasks'
+ObjectDetector, the task Android, iOS and the web run, on the same TFLite files with their
+metadata, in MediaPipe's own environment: ``common.mediapipe_env``; ``mediapipe_raw``: on
+``litert/model_int8.tflite``, MediaPipe decoding the anchors itself); ``mediapipe_web``,
+``mediapipe_web_fp32``, ``mediapipe_web_raw`` (the same task for the web,
+``@mediapipe/tasks-vision``, in headless Chromium: batch use only).
 Every backend reads its outputs by name and applies the same score threshold; the ones that
 decode raw outputs use ``common.decode`` with the card's post-processing (``common.card``).
 """
@@ -28,6 +33,18 @@ from common import UserError
 from common.card import FILE, ModelCard
 from common.decode import decode_boxes, postprocess
 from common.detections import Detections
+
+
+def resize_like_saved_model(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize as the OD API's SavedModel does it (TF1 ``resize_images``, corners
+    aligned: source = destination x scale, no half-pixel shift; MediaPipe's resize too):
+    ``cv2.resize``'s half-pixel grid shifts a 1280-wide frame by 1.5 px at 320 and moves
+    scores by up to 0.04."""
+    h, w = image.shape[:2]
+    scale = np.float32([[width / w, 0, 0], [0, height / h, 0]])
+    return cv2.warpAffine(
+        image, scale, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 class Detector(ABC):
@@ -145,10 +162,13 @@ class TFLiteDetector(ArtifactDetector):
         self._scale, self._zero = spec["quantization"]
 
     def _resized(self, image: np.ndarray) -> np.ndarray:
-        return cv2.resize(image, (self._width, self._height), interpolation=cv2.INTER_LINEAR)
+        return resize_like_saved_model(image, self._width, self._height)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        x = self._resized(image).astype(np.float32) / 127.5 - 1.0  # the extractor's preprocessing
+        pixels = self._resized(image)
+        if self._dtype == np.uint8 and abs(self._scale * 127.5 - 1) < 1e-4:
+            return pixels[None]  # uint8 in for [-1, 1]: the pixels as they are, as mobile apps do
+        x = pixels.astype(np.float32) / 127.5 - 1.0  # the extractor's preprocessing
         if self._dtype != np.float32:
             info = np.iinfo(self._dtype)
             x = np.clip(np.round(x / self._scale + self._zero), info.min, info.max)
@@ -190,10 +210,17 @@ class RawTFLiteDetector(TFLiteDetector):
         return self._postprocess(boxes, out["scores"][0], image)
 
 
-class TFJSNodeDetector(ArtifactDetector):
-    """The TF.js graph run by Node (one process per batch, wasm backend): for parity tests."""
+class BatchDetector(ArtifactDetector):
+    """A runtime started once a batch (Node, a Chromium page): ``detect`` is a batch of one."""
 
     batched = True
+
+    def detect(self, image):
+        return self.detect_batch([image])[0]
+
+
+class TFJSNodeDetector(BatchDetector):
+    """The TF.js graph run by Node (one process per batch, wasm backend): for parity tests."""
 
     def __init__(self, model_dir, card, backend="tfjs", *, tfjs_backend="wasm", **options):
         super().__init__(model_dir, card, backend, **options)
@@ -202,9 +229,6 @@ class TFJSNodeDetector(ArtifactDetector):
         self.last_ms: list[float] = []
         if not (self._dir / "model.json").is_file():
             raise UserError(f"{self._dir} has no model.json")
-
-    def detect(self, image):
-        return self.detect_batch([image])[0]
 
     def detect_batch(self, images):
         from common.nodejs import run_graph
@@ -218,7 +242,7 @@ class TFJSNodeDetector(ArtifactDetector):
         return out
 
 
-class BrowserDetector(ArtifactDetector):
+class BrowserDetector(BatchDetector):
     """hands.js in headless Chromium, on LiteRT.js (``litertjs``: threads, the page's default
     in an isolated page; ``litertjs_1thread``: the single-threaded fallback). The page gets
     this detector's card, served in place of the folder's file."""
@@ -228,9 +252,6 @@ class BrowserDetector(ArtifactDetector):
     def __init__(self, model_dir, card, backend="litertjs", **options):
         super().__init__(model_dir, card, backend, **options)
         self._runtime = "litert" if backend.endswith("1thread") else "litert-threads"
-
-    def detect(self, image):
-        return self.detect_batch([image])[0]
 
     def detect_batch(self, images):
         from common.browser import hands_js_detections
@@ -244,6 +265,42 @@ class BrowserDetector(ArtifactDetector):
             card=self.card,
         )
         return [Detections.from_hands_js(found).above(self.score_threshold) for found in pages]
+
+
+def tasks_detections(found: list[dict], labels: dict[int, str]) -> Detections:
+    """MediaPipe Tasks' objects (``{box: [x0, y0, x1, y1], score, label}``, from Python or the
+    web) as Detections, class ids by the label (MediaPipe often leaves its index out)."""
+    ids = {name: i for i, name in labels.items()}
+    return Detections(
+        np.array([d["box"] for d in found], np.float32).reshape(-1, 4),
+        np.array([d["score"] for d in found], np.float32),
+        np.array([ids.get(d["label"], 0) for d in found], np.int64),
+        tuple(d["label"] for d in found),
+    )
+
+
+class BrowserTasksDetector(BatchDetector):
+    """MediaPipe Tasks' ObjectDetector for the web (``@mediapipe/tasks-vision`` from npm) in
+    headless Chromium, on the folder's TFLite file with metadata (webexport/web/tasks.html)."""
+
+    def detect_batch(self, images):
+        from common.browser import tasks_js_detections
+
+        images = [self._check(im) for im in images]
+        pages = tasks_js_detections(
+            self.model_dir,
+            images,
+            file=BACKENDS[self.backend].artifact,
+            score_threshold=max(self.score_threshold, self.card.postprocess.min_score),
+            card=self.card,
+        )
+        return [tasks_detections(found, self.labels).above(self.score_threshold) for found in pages]
+
+
+def _mediapipe_tasks(model_dir, card, backend, **options) -> ArtifactDetector:
+    from common.mediapipe_env import TasksDetector  # MediaPipe runs in a process of its own
+
+    return TasksDetector(model_dir, card, backend, **options)
 
 
 @dataclass(frozen=True)
@@ -265,8 +322,14 @@ BACKENDS = {
     "tflite_raw_fp32": Backend("litert/model_fp32.tflite", RawTFLiteDetector),
     "tfjs": Backend("tfjs", TFJSNodeDetector),
     "tfjs_uint8": Backend("tfjs_uint8", TFJSNodeDetector),
+    "mediapipe": Backend("model_int8.tflite", _mediapipe_tasks),
+    "mediapipe_fp32": Backend("model_fp32.tflite", _mediapipe_tasks),
+    "mediapipe_raw": Backend("litert/model_int8.tflite", _mediapipe_tasks),
     "litertjs": Backend("litert/model_int8.tflite", BrowserDetector, browser=True),
     "litertjs_1thread": Backend("litert/model_int8.tflite", BrowserDetector, browser=True),
+    "mediapipe_web": Backend("model_int8.tflite", BrowserTasksDetector, browser=True),
+    "mediapipe_web_fp32": Backend("model_fp32.tflite", BrowserTasksDetector, browser=True),
+    "mediapipe_web_raw": Backend("litert/model_int8.tflite", BrowserTasksDetector, browser=True),
 }
 ARTIFACTS = {k: b.artifact for k, b in BACKENDS.items() if not b.browser}  # detect's choices
 BROWSER = {k: b.artifact for k, b in BACKENDS.items() if b.browser}
@@ -300,9 +363,12 @@ def load_detector(
     num_threads: int = 1,
     tfjs_backend: str = "wasm",
     card: ModelCard | None = None,
+    **backend_options,
 ) -> ArtifactDetector:
     """The detector for one artifact of an exported model folder (``card``: the folder's card
-    when the caller holds it already, e.g. the exporter before it writes it)."""
+    when the caller holds it already, e.g. the exporter before it writes it;
+    ``backend_options``: what one backend alone takes, e.g. ``mediapipe``'s ``video`` and
+    ``cpus``)."""
     spec = check_backend(model_dir, backend, card_in_hand=card is not None)
     return spec.make(
         model_dir,
@@ -311,4 +377,5 @@ def load_detector(
         score_threshold=score_threshold,
         num_threads=num_threads,
         tfjs_backend=tfjs_backend,
+        **backend_options,
     )

@@ -99,6 +99,69 @@ def hands_js_detections(
     Chromium page served from 127.0.0.1.
     Images reach the page as PNG, so it sees the very pixels given here. ``card``: a
     ``ModelCard`` to serve instead of the folder's file."""
+    return page_detections(
+        model_dir,
+        images,
+        f"index.html?runtime={runtime}&precision={precision}",
+        "await window.handsDetector.detect(img, {scoreThreshold: threshold, landmarks: false})",
+        score_threshold=score_threshold,
+        chunk=chunk,
+        card=card,
+        desc=f"Chromium {runtime}",
+    )
+
+
+def tasks_js_detections(
+    model_dir: str | os.PathLike,
+    images: Sequence,
+    *,
+    file: str = "model_int8.tflite",
+    score_threshold: float = MIN_SCORE,
+    card=None,
+) -> list[list[dict]]:
+    """MediaPipe Tasks' ObjectDetector for the web (tasks.html, @mediapipe/tasks-vision from
+    npm) on the folder's ``file``: ``[{box, score, label}]`` an image, boxes in pixels."""
+    from common.webserver import VENDOR, WEB
+
+    if not VENDOR["tasks-vision/vision_bundle.mjs"].is_file():
+        raise UserError(f"@mediapipe/tasks-vision missing: run `npm ci` in {WEB}")
+    return page_detections(
+        model_dir,
+        images,
+        f"tasks.html?model={file}&threshold={score_threshold}",
+        "window.tasksDetector.detect(img, threshold)",
+        score_threshold=score_threshold,
+        card=card,
+        desc=f"Chromium MediaPipe Tasks {file}",
+    )
+
+
+RUN_IMAGES = """async ([urls, threshold]) => {
+    const out = [];
+    for (const u of urls) {
+      const img = new Image();
+      img.src = u;
+      await img.decode();
+      out.push(CALL);
+    }
+    return out;
+}"""
+
+
+def page_detections(
+    model_dir: str | os.PathLike,
+    images: Sequence,
+    page_path: str,
+    call: str,
+    *,
+    score_threshold: float,
+    chunk: int = 16,
+    card=None,
+    desc: str = "Chromium",
+) -> list[list[dict]]:
+    """One page of webexport/web (``page_path``, served from 127.0.0.1 with the model folder)
+    run on RGB images: ``call``, a JS expression of ``img`` and ``threshold``, an image, once
+    the page sets ``document.body.dataset.ready`` (or ``.error``)."""
     import cv2
     from tqdm import tqdm
 
@@ -118,31 +181,19 @@ def hands_js_detections(
             with browser_page(timeout_s=300) as page:
                 errors: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{url}index.html?runtime={runtime}&precision={precision}")
+                page.goto(url + page_path)
                 page.wait_for_function(
                     "document.body.dataset.ready === '1' || document.body.dataset.error"
                 )
-                state = page.evaluate("[document.body.dataset.error, window.handsBackend]")
-                if state[0] or errors:
-                    raise UserError(f"the page could not load {runtime}: {state[0] or errors}")
+                state = page.evaluate("document.body.dataset.error")
+                if state or errors:
+                    raise UserError(f"the page {page_path} could not load: {state or errors}")
                 found: list[list[dict]] = []
-                bar = tqdm(total=len(names), desc=f"Chromium {runtime}", leave=False)
+                bar = tqdm(total=len(names), desc=desc, leave=False)
+                run = RUN_IMAGES.replace("CALL", call)
                 for start in range(0, len(names), chunk):
                     urls = [f"/media/{n}" for n in names[start : start + chunk]]
-                    found += page.evaluate(
-                        """async ([urls, threshold]) => {
-                            const out = [];
-                            for (const u of urls) {
-                              const img = new Image();
-                              img.src = u;
-                              await img.decode();
-                              out.push(await window.handsDetector.detect(
-                                img, {scoreThreshold: threshold, landmarks: false}));
-                            }
-                            return out;
-                        }""",
-                        [urls, score_threshold],
-                    )
+                    found += page.evaluate(run, [urls, score_threshold])
                     bar.update(len(urls))
                 bar.close()
         finally:

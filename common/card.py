@@ -70,6 +70,7 @@ class ModelCard:
     extra: dict = field(default_factory=dict)
     parity: dict = field(default_factory=dict)
     files_mb: dict[str, float] = field(default_factory=dict)
+    runtimes: dict[str, str] = field(default_factory=dict)  # file -> the runtimes it is for
     int8_keeps_detections: bool | None = None
     schema: int = SCHEMA
 
@@ -132,6 +133,8 @@ class ModelCard:
             out["parity"] = self.parity
         if self.files_mb:
             out["files_mb"] = self.files_mb
+        if self.runtimes:
+            out["runtimes"] = self.runtimes
         if self.int8_keeps_detections is not None or self.parity:
             out["int8_keeps_detections"] = self.int8_keeps_detections
         return out

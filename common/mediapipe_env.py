@@ -6,6 +6,9 @@ about 1 GB and a minute), and talks to a worker process in it over pipes.
     with MediaPipeHands() as hands:      # MediaPipe Hands, its own palm + landmark pipeline
         found = hands.detect(rgb)        # Detections: landmark boxes, keypoints, handedness
 
+    write_metadata("exported/hands_ssd320/model_int8.tflite", ["hand"])   # MediaPipe's writer
+    detector = load_detector("exported/hands_ssd320", "mediapipe")      # Tasks' ObjectDetector
+
 Images go to the worker as raw RGB bytes; results come back as JSON.
 """
 
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from common import CACHE_DIR, UserError
-from common.backends import Detector
+from common.backends import ArtifactDetector, Detector, tasks_detections
 from common.detections import Detections
 
 HERE = Path(__file__).resolve().parent
@@ -61,9 +64,11 @@ def python() -> Path:
 
 
 class Worker:
-    """One worker process in MediaPipe's environment: ``call(op, image, **options)``."""
+    """One worker process in MediaPipe's environment: ``call(op, image, **options)``.
+    ``cpus``: the CPUs it may run on (e.g. ``{0}`` for a one-thread comparison; MediaPipe Tasks
+    in Python has no thread option)."""
 
-    def __init__(self):
+    def __init__(self, cpus: set[int] | None = None):
         env = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
         self._proc = subprocess.Popen(
             [str(python()), str(WORKER)],
@@ -72,9 +77,11 @@ class Worker:
             stderr=subprocess.DEVNULL,
             env=env,
         )
+        if cpus:
+            os.sched_setaffinity(self._proc.pid, cpus)
 
-    def call(self, op: str, image: np.ndarray, **options) -> dict:
-        image = np.ascontiguousarray(image, np.uint8)
+    def call(self, op: str, image: np.ndarray | None = None, **options) -> dict:
+        image = np.zeros(0, np.uint8) if image is None else np.ascontiguousarray(image, np.uint8)
         header = {"op": op, "shape": list(image.shape), **options}
         try:
             self._proc.stdin.write((json.dumps(header) + "\n").encode() + image.tobytes())
@@ -157,3 +164,108 @@ class MediaPipeHands(Worker, Detector):
                 "handedness_score": scores,
             },
         ).above(self.score_threshold)
+
+
+# ---------------------------------------------------------------- MediaPipe Tasks
+
+# MediaPipe's names for the four outputs of the TFLite detection post-processing op -> ours
+TASKS_OUTPUTS = {
+    "location": "detection_boxes",
+    "category": "detection_classes",
+    "score": "detection_scores",
+    "number of detections": "num_detections",
+}
+
+
+RAW_OUTPUTS = {"location": "box_encodings", "score": "scores"}  # the same, litert/ models
+
+
+def write_metadata(
+    path: str | Path,
+    labels: list[str],
+    *,
+    mean: float = 127.5,
+    std: float = 127.5,
+    anchors: str | Path | None = None,
+    scales_xywh: list[float] | None = None,
+) -> dict:
+    """Write MediaPipe's object-detector metadata (normalisation, labels, the outputs) into the
+    TFLite file at ``path`` (atomically), so MediaPipe Tasks' ObjectDetector and the TFLite
+    Task Library load it. With ``anchors`` (anchors.bin) and the box coder's ``scales_xywh``:
+    a raw-output network (``litert/``), which MediaPipe decodes and NMSes itself. The writer
+    pairs outputs by tensor order; this checks the pairing by the signature's names and
+    refuses a file where they disagree. Returns the metadata."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+
+    def outputs(model: Path) -> list[str]:
+        interpreter = Interpreter(model_path=str(model))
+        details = interpreter.get_signature_runner().get_output_details()
+        by_index = {v["index"]: k for k, v in details.items()}
+        return [by_index[d["index"]] for d in interpreter.get_output_details()]
+
+    request = {"mean": [mean], "std": [std], "labels": list(labels)}
+    names = TASKS_OUTPUTS
+    if anchors is not None:
+        names = RAW_OUTPUTS
+        first = outputs(path)[0]
+        order = "SCORE_LOCATION" if first == "scores" else "LOCATION_SCORE"
+        request.update(anchors=str(Path(anchors).resolve()), scales_xywh=scales_xywh, order=order)
+    try:
+        with Worker() as worker:
+            reply = worker.call("metadata", model=str(path.resolve()), out=str(tmp.resolve()),
+                                **request)  # fmt: skip
+        meta = json.loads(reply["json"])
+        (graph,) = meta["subgraph_metadata"]
+        named = [names.get(t["name"]) for t in graph["output_tensor_metadata"]]
+        if named != outputs(tmp):
+            raise UserError(
+                f"{path}: MediaPipe's writer paired the outputs {named} with {outputs(tmp)}; "
+                "this file's outputs are not in the order the writer assumes"
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return meta
+
+
+def has_metadata(path: str | Path) -> bool:
+    """Whether the TFLite file carries model metadata (the flatbuffer's TFLITE_METADATA entry)."""
+    return b"TFLITE_METADATA" in Path(path).read_bytes()
+
+
+class TasksDetector(Worker, ArtifactDetector):
+    """MediaPipe Tasks' ObjectDetector (the C++ task Android, iOS and the web run) on the
+    folder's TFLite file with metadata, in MediaPipe's environment. ``video``: its VIDEO
+    running mode (frames in order, timestamps 33 ms apart); ``cpus`` as for Worker;
+    ``last_ms``: the last detect()'s time inside MediaPipe's process."""
+
+    def __init__(self, model_dir, card, backend="mediapipe", *, video: bool = False,
+                 cpus: set[int] | None = None, **options):  # fmt: skip
+        from common.backends import BACKENDS
+
+        ArtifactDetector.__init__(self, model_dir, card, backend, **options)
+        path = self.model_dir / BACKENDS[backend].artifact
+        if not has_metadata(path):
+            raise UserError(
+                f"{path} has no TFLite metadata, which MediaPipe Tasks needs; re-export it or "
+                f"run python -m pipelines.export --metadata {self.model_dir}"
+            )
+        Worker.__init__(self, cpus)
+        self.options = {
+            "model": str(path.resolve()),
+            "video": video,
+            "score_threshold": max(self.score_threshold, card.postprocess.min_score),
+            "max_results": card.postprocess.max_detections,
+        }
+        self._timestamp = 0
+        self.last_ms = 0.0
+
+    def detect(self, image: np.ndarray) -> Detections:
+        image = self._check(image)
+        self._timestamp += 33
+        found = self.call("objects", image, timestamp_ms=self._timestamp, **self.options)
+        self.last_ms = found["ms"]  # detect() alone, without the pipe to the worker
+        return tasks_detections(found["objects"], self.labels).above(self.score_threshold)

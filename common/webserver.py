@@ -2,8 +2,9 @@
 
 Everything comes from this origin: ``/`` the page (webexport/web), ``/model/`` the exported
 model folder, ``/vendor/`` TF.js, LiteRT.js and their wasm binaries from
-webexport/node_modules (npm ci), and ``/vendor/mediapipe/`` MediaPipe's hand landmark models
-from the pinned mediapipe wheel (common.wheel_file).
+webexport/node_modules (npm ci), ``/vendor/tasks-vision/`` MediaPipe Tasks for the web (npm, for
+tasks.html), and ``/vendor/mediapipe/`` MediaPipe's hand landmark models from the pinned
+mediapipe wheel (common.wheel_file).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from common.card import ModelCard
 WEB = Path(__file__).resolve().parent.parent / "webexport"  # the page and its npm packages
 TFJS = WEB / "node_modules" / "@tensorflow"
 LITERT = WEB / "node_modules" / "@litertjs"
+TASKS = WEB / "node_modules" / "@mediapipe" / "tasks-vision"
 VENDOR = {
     "tf.min.js": TFJS / "tfjs" / "dist" / "tf.min.js",
     "tf-backend-wasm.min.js": TFJS / "tfjs-backend-wasm" / "dist" / "tf-backend-wasm.min.js",
@@ -31,6 +33,9 @@ VENDOR = {
     "litertjs/core/index.js": LITERT / "core" / "dist" / "index.js",
     "litertjs/wasm-utils/index.js": LITERT / "wasm-utils" / "dist" / "index.js",
     **{f"litertjs/wasm/{p.name}": p for p in (LITERT / "core" / "wasm").glob("*")},
+    # MediaPipe Tasks for the web (tasks.html: the exported .tflite in its ObjectDetector)
+    "tasks-vision/vision_bundle.mjs": TASKS / "vision_bundle.mjs",
+    **{f"tasks-vision/wasm/{p.name}": p for p in (TASKS / "wasm").glob("*")},
 }
 
 
@@ -125,11 +130,17 @@ def make_server(
     leaves out COOP/COEP, as a host without those headers would (no wasm threads); ``card``
     is served as the model's card instead of its file (the exporter's, before it is saved)."""
     model = Path(model)
-    runnable = (model / "litert" / "model_int8.tflite", model / "tfjs" / "model.json")
+    runnable = (
+        model / "litert" / "model_int8.tflite",
+        model / "tfjs" / "model.json",
+        model / "model_int8.tflite",  # tasks.html: MediaPipe Tasks
+        model / "model_fp32.tflite",
+    )
     has_card = card is not None or (model / CARD).is_file()
     if not has_card or not any(p.is_file() for p in runnable):
         raise UserError(
-            f"{model} has no browser model (litert/model_int8.tflite or tfjs/model.json); "
+            f"{model} has no browser model (litert/model_int8.tflite, tfjs/model.json or "
+            "model_int8.tflite); "
             "export one with python -m pipelines.export"
         )
     if not VENDOR["tf.min.js"].is_file() or not VENDOR["litertjs/core/index.js"].is_file():

@@ -6,7 +6,9 @@ side, and the false detections per image on images that show a face.
 
 Rows (``--rows``, default all): our model through each exported artifact (``saved_model``,
 ``tflite`` int8, ``tflite_fp32``, ``tflite_raw`` (the browser's int8 model, decoded in NumPy),
-``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium),
+``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium,
+``mediapipe`` / ``mediapipe_raw``: MediaPipe Tasks' ObjectDetector on ``model_int8.tflite`` /
+``litert/model_int8.tflite``, the phones' runtime, in MediaPipe's environment),
 ``landmarks`` (``tflite_raw`` followed by the landmark stage, common/landmarks.py),
 ``mediapipe_hands`` (MediaPipe Hands' own palm + landmark pipeline in MediaPipe's environment,
 common/mediapipe_env.py: a box from each hand's keypoints, scored by its handedness confidence
@@ -89,6 +91,8 @@ ROWS = {
     "tflite_raw": "ours, int8 raw TFLite + NumPy NMS",
     "tfjs": "ours, TF.js (Node, wasm)",
     "litertjs": "ours, LiteRT.js int8 (Chromium page)",
+    "mediapipe": "ours, int8 TFLite in MediaPipe Tasks",
+    "mediapipe_raw": "ours, int8 raw TFLite in MediaPipe Tasks",
     "landmarks": "ours, int8 raw TFLite + the landmark stage",
     "handtrack": "handtrack.js ssd320fpnlite",
     "mediapipe_hands": "MediaPipe Hands (palm + landmarks)",

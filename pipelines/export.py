@@ -9,7 +9,10 @@ Writes, atomically, into ``--out``:
   ``detection_masks`` out);
 - SSD only: ``model_fp32.tflite`` and ``model_int8.tflite`` (full-integer: int8 weights and
   activations, uint8 input, float outputs from the TFLite detection post-processing op;
-  representative images from the training TFRecords), from the OD API's TFLite SSD graph;
+  representative images from the training TFRecords), from the OD API's TFLite SSD graph, with
+  TFLite metadata written by MediaPipe's own writer (input normalisation, labels, the four
+  outputs), so MediaPipe Tasks' ObjectDetector (Android, iOS, web, Python) and the TFLite Task
+  Library load them as they are;
 - SSD only: ``litert/``: ``model_int8.tflite`` (uint8 pixels in, int8 kernels only) and
   ``model_fp32.tflite`` (float pixels in), the network without post-processing: box encodings
   ``[1, A, 4]`` and sigmoid class scores ``[1, A, K]`` out, plus ``anchors.bin`` (float32
@@ -24,8 +27,14 @@ Writes, atomically, into ``--out``:
   input size, classes, training data and steps, eval metrics, file sizes and parity).
 
 Parity: each artifact's detections on held-out images (``litertjs``: the demo page's own, in
-headless Chromium on LiteRT.js with threads), matched to the SavedModel's (same class,
-box IoU >= 0.9, both at score >= 0.5): the matched fraction and the largest score difference.
+headless Chromium on LiteRT.js with threads; ``mediapipe*``: MediaPipe Tasks in Python and, in
+Chromium, for the web), matched to the SavedModel's (same class, box IoU >= 0.9, both at
+score >= 0.5): the matched fraction and the largest score difference.
+
+    python -m pipelines.export --metadata exported/hands_ssd320
+
+writes the metadata into a folder exported before it existed and adds the MediaPipe parity
+rows to its card (the networks' bytes are unchanged).
 """
 
 from __future__ import annotations
@@ -41,11 +50,12 @@ import numpy as np
 from tqdm import tqdm
 
 from common import UserError, atomic_dir, fail, read_label_map
-from common.backends import ARTIFACTS, BROWSER, load_detector
+from common.backends import ARTIFACTS, BACKENDS, BROWSER, load_detector
 from common.browser import chromium_ready
 from common.card import FILE as CARD
 from common.card import ModelCard, Postprocess, RawOutputs, read_fields
 from common.detections import match
+from common.mediapipe_env import write_metadata
 from common.nodejs import node_ready
 from pipelines import pipeline_config as cfg
 from pipelines.odapi_compat import tf
@@ -58,6 +68,22 @@ from object_detection.export_tflite_graph_lib_tf2 import SSDModule
 PARITY_SCORE = 0.5
 PARITY_IOU = 0.9
 INT8_KEEP = 0.95
+TASKS_FILES = ("model_int8.tflite", "model_fp32.tflite")  # with NMS: metadata for MediaPipe
+RAW_FILES = ("litert/model_int8.tflite", "litert/model_fp32.tflite")  # raw: metadata + anchors
+RUNTIMES = {  # file -> the runtimes it is for (the card's ``runtimes``)
+    "saved_model": "TensorFlow 2 (Python, TF Serving): uint8 image in, boxes out",
+    "model_int8.tflite": "MediaPipe Tasks ObjectDetector (Android, iOS, web, Python), TFLite "
+    "Task Library, any LiteRT/TFLite interpreter: int8, uint8 pixels in, NMS in the graph, "
+    "metadata (labels, normalisation); the file for phones",
+    "model_fp32.tflite": "the same runtimes as model_int8.tflite, float (3x larger, GPU delegates)",
+    "litert/model_int8.tflite": "LiteRT.js (the demo page), interpreters that cannot run "
+    "TFLite_Detection_PostProcess, and MediaPipe Tasks ObjectDetector (its metadata holds the "
+    "anchors and box coder: MediaPipe decodes and NMSes natively, the faster way there): raw "
+    "box encodings and scores, uint8 pixels in",
+    "litert/model_fp32.tflite": "as litert/model_int8.tflite, float pixels in",
+    "tfjs": "TF.js (browser, Node): decoded boxes and scores, NMS beside it (hands.js)",
+    "tfjs_uint8": "TF.js with uint8-quantised weights (4x smaller download)",
+}
 
 
 # ---------------------------------------------------------------- model and checkpoint
@@ -301,6 +327,7 @@ def parity(out: Path, card: ModelCard, images: list[np.ndarray], backends: list[
     for backend in backends:
         detector = load_detector(out, backend, score_threshold=PARITY_SCORE - 0.1, card=card)
         dets = detector.detect_batch(images)
+        detector.close()
         matched, score_diff, extra = 0, 0.0, 0
         for r, d in zip(ref, dets, strict=True):
             pairs = match(r, d, PARITY_IOU)
@@ -360,6 +387,7 @@ def export(
                 calibration = representative_images(proto, representative)
                 export_tflite(proto, model, tmp, calibration)
                 litert = export_litert(proto, model, tmp, calibration)
+                notes += write_tasks_metadata(tmp, labels, litert)
             else:
                 export_tfjs(proto, model, tmp)
         (tmp / "checkpoint").mkdir()
@@ -386,23 +414,99 @@ def export(
         if extra_card:  # training data, licences, recipe: new fields, or ones it replaces
             card = ModelCard.from_dict({**card.to_dict(), **extra_card})
             notes = card.notes
-        backends = [b for b, p in ARTIFACTS.items() if b != "saved_model" and (tmp / p).exists()]
-        if (tmp / BROWSER["litertjs"]).exists():
-            backends.append("litertjs")  # the page's default runtime, in headless Chromium
-        if not node_ready():
-            skipped = [b for b in backends if b.startswith(("tfjs", "litertjs"))]
-            backends = [b for b in backends if b not in skipped]
-            if skipped:
-                notes.append(f"parity of {', '.join(skipped)} not measured: npm packages missing")
-        if "litertjs" in backends and not chromium_ready():
-            backends.remove("litertjs")
-            notes.append("parity of litertjs not measured: headless Chromium missing")
+        backends = parity_backends(tmp, notes)
         card.parity = parity(tmp, card, held_out_images(proto, parity_images), backends)
-        files = [*ARTIFACTS.values(), "litert/anchors.bin"]
-        card.files_mb = {f: round(_size(tmp / f) / 2**20, 2) for f in files if (tmp / f).exists()}
+        _file_table(card, tmp)
         int8 = card.parity.get("tflite", {}).get("matched_fraction")
         card.int8_keeps_detections = None if int8 is None else int8 >= INT8_KEEP
         card.save(tmp)
+    return card
+
+
+def write_tasks_metadata(
+    folder: Path, labels: dict[int, str], litert: RawOutputs | None
+) -> list[str]:
+    """MediaPipe's object-detector metadata into the folder's TFLite files (the raw ones with
+    the anchors and box coder, so MediaPipe decodes them itself); the card notes to add (none,
+    or why the files have none: MediaPipe's environment could not be made)."""
+    names = [labels[i] for i in sorted(labels)]
+    files = [f for f in (*TASKS_FILES, *RAW_FILES) if (folder / f).is_file()]
+    try:
+        for name in tqdm(files, desc="TFLite metadata", leave=False):
+            if name in RAW_FILES:
+                write_metadata(
+                    folder / name,
+                    names,
+                    mean=0.0,  # pixels in, 0-255
+                    std=1.0,
+                    anchors=folder / "litert" / "anchors.bin",
+                    scales_xywh=litert.scales_xywh,
+                )
+            else:
+                write_metadata(folder / name, names)
+    except UserError as e:
+        print(f"warning: TFLite files written without metadata: {e}", file=sys.stderr)
+        return [f"no TFLite metadata (MediaPipe Tasks will refuse the files): {e}"]
+    return []
+
+
+def parity_backends(folder: Path, notes: list[str]) -> list[str]:
+    """Every backend the folder's files and this machine can run, but the SavedModel; a note
+    for each group left out."""
+    from common.mediapipe_env import has_metadata
+
+    backends = [b for b, p in ARTIFACTS.items() if b != "saved_model" and (folder / p).exists()]
+    tasks = [b for b in BACKENDS if b.startswith("mediapipe")]
+    files = [f for f in (*TASKS_FILES, *RAW_FILES) if (folder / f).exists()]
+    if not all(has_metadata(folder / f) for f in files):
+        backends = [b for b in backends if b not in tasks]
+        notes.append("parity of MediaPipe Tasks not measured: the TFLite files have no metadata")
+    else:  # MediaPipe Tasks for the web, in headless Chromium
+        web = ("mediapipe_web", "mediapipe_web_raw")
+        backends += [b for b in web if BACKENDS[b].artifact in files]
+    if (folder / BROWSER["litertjs"]).exists():
+        backends.append("litertjs")  # the page's default runtime, in headless Chromium
+    if not node_ready():
+        skipped = [b for b in backends if b.startswith(("tfjs", "litertjs", "mediapipe_web"))]
+        backends = [b for b in backends if b not in skipped]
+        if skipped:
+            notes.append(f"parity of {', '.join(skipped)} not measured: npm packages missing")
+    browser = [b for b in backends if b in BROWSER]
+    if browser and not chromium_ready():
+        backends = [b for b in backends if b not in browser]
+        notes.append(f"parity of {', '.join(browser)} not measured: headless Chromium missing")
+    return backends
+
+
+def _file_table(card: ModelCard, folder: Path) -> None:
+    """The card's file sizes and which runtime each file is for."""
+    files = dict.fromkeys([*ARTIFACTS.values(), "litert/anchors.bin"])
+    card.files_mb = {f: round(_size(folder / f) / 2**20, 2) for f in files if (folder / f).exists()}
+    card.runtimes = {f: what for f, what in RUNTIMES.items() if (folder / f).exists()}
+
+
+def add_metadata(folder: str | Path) -> ModelCard:
+    """Metadata into an exported folder's TFLite files (each replaced atomically) and the
+    parity rows of the backends that run those files, file sizes and runtimes into its card:
+    what a re-export adds, for a folder exported before the metadata existed (parity on as
+    many images as the card's)."""
+    folder = Path(folder)
+    card = ModelCard.load(folder)
+    parity_images = card.parity.get("images", 20)
+    missing = [f for f in TASKS_FILES if not (folder / f).is_file()]
+    if missing:
+        raise UserError(f"{folder} has no {', '.join(missing)}: nothing to write metadata into")
+    proto = cfg.load(folder / "pipeline.config")
+    if notes := write_tasks_metadata(folder, card.labels, card.litert):
+        raise UserError(notes[0])
+    notes = [n for n in card.notes if "MediaPipe" not in n]
+    rerun = ("tflite", "mediapipe", "litertjs")  # the backends of the files it rewrites
+    backends = [b for b in parity_backends(folder, notes) if b.startswith(rerun)]
+    rows = parity(folder, card, held_out_images(proto, parity_images), backends)
+    card.parity = {**card.parity, **{b: rows[b] for b in backends}}
+    card.notes = notes
+    _file_table(card, folder)
+    card.save(folder)
     return card
 
 
@@ -441,9 +545,15 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--pipeline", help="pipeline.config (default: <checkpoint-dir>/pipeline.config)")
-    p.add_argument("--checkpoint-dir", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--parity-images", type=int, default=20)
+    p.add_argument("--checkpoint-dir", type=Path)
+    p.add_argument("--out", type=Path)
+    p.add_argument(
+        "--metadata",
+        type=Path,
+        metavar="FOLDER",
+        help="only write the TFLite metadata into an exported folder and add its parity rows",
+    )
+    p.add_argument("--parity-images", type=int)
     p.add_argument("--representative-images", type=int, default=100)
     p.add_argument("--eval-metrics", type=Path, help="metrics JSON from pipelines.evaluate")
     p.add_argument(
@@ -453,7 +563,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-tfjs", action="store_true")
     args = p.parse_args(argv)
+    if args.metadata is None and (args.checkpoint_dir is None or args.out is None):
+        p.error("--checkpoint-dir and --out are required (or --metadata FOLDER)")
+    if args.metadata is not None and args.parity_images is not None:
+        p.error("--metadata measures on as many images as the card's other parity rows")
     try:
+        if args.metadata is not None:
+            card = add_metadata(args.metadata)
+            _print_parity(args.metadata, card)
+            return 0
         pipeline = args.pipeline or args.checkpoint_dir / "pipeline.config"
         metrics = None
         if args.eval_metrics:
@@ -473,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline,
             args.checkpoint_dir,
             args.out,
-            parity_images=args.parity_images,
+            parity_images=args.parity_images or 20,
             representative=args.representative_images,
             eval_metrics=metrics,
             extra_card=extra,
@@ -483,14 +601,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     except UserError as e:
         return fail(str(e))
-    print(f"wrote {args.out}: {', '.join(card.files_mb)}")
+    _print_parity(args.out, card)
+    return 0
+
+
+def _print_parity(folder: Path, card: ModelCard) -> None:
+    print(f"wrote {folder}: {', '.join(card.files_mb)}")
     for backend, figures in card.parity.items():
         if isinstance(figures, dict):
             print(
-                f"  parity {backend:<12} matched {figures['matched_fraction']}  "
+                f"  parity {backend:<18} matched {figures['matched_fraction']}  "
                 f"max score diff {figures['max_score_diff']}"
             )
-    return 0
 
 
 if __name__ == "__main__":

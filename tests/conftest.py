@@ -103,6 +103,23 @@ def webcam_root() -> Path:
     return WEBCAM
 
 
+@pytest.fixture(scope="session")
+def webcam_held_out(webcam_root) -> list:
+    """Held-out (test split) frames of the three webcam sets, 4 of each (RGB)."""
+    import json
+
+    import cv2
+
+    frames = []
+    for folder in ("subhih-webcam", "asl-letters", "finger-gestures"):
+        coco = json.loads((webcam_root / folder / "annotations.json").read_text())
+        test = [im for im in coco["images"] if im["split"] == "test"][::9][:4]
+        for im in test:
+            bgr = cv2.imread(str(webcam_root / folder / "images" / im["file_name"]))
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return frames
+
+
 def coco_slice(root: Path, out: Path, per_split: dict[str, int]) -> Path:
     """The first N images of each published split of a real COCO set, copied to ``out``."""
     import json

@@ -28,14 +28,8 @@ def rgb(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def held_out(webcam_root) -> list[np.ndarray]:
-    """Held-out (test split) frames of the three webcam sets, 4 of each."""
-    frames = []
-    for folder in ("subhih-webcam", "asl-letters", "finger-gestures"):
-        coco = json.loads((webcam_root / folder / "annotations.json").read_text())
-        test = [im for im in coco["images"] if im["split"] == "test"][::9][:4]
-        frames += [rgb(webcam_root / folder / "images" / im["file_name"]) for im in test]
-    return frames
+def held_out(webcam_held_out) -> list[np.ndarray]:
+    return webcam_held_out
 
 
 @pytest.fixture(scope="module")

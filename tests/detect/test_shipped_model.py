@@ -149,8 +149,8 @@ def test_every_size_loads_in_every_backend_and_agrees_on_a_webcam_frame(model, w
     ref = load_detector(model, "saved_model", score_threshold=0.5).detect(image)
     assert len(ref) >= 1
     for backend in ARTIFACTS:
-        if backend == "saved_model":
-            continue
+        if backend == "saved_model" or backend.startswith("mediapipe"):
+            continue  # MediaPipe Tasks: tests/detect/test_mediapipe_tasks.py
         det = load_detector(model, backend, score_threshold=0.3).detect(image)
         iou = box_iou(ref.boxes, det.boxes)
         assert len(det) and (iou.max(axis=1) >= 0.8).all(), (backend, ref, det)

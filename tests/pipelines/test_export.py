@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,16 @@ def test_every_artifact_with_parity_in_the_model_card(htj7_export):
         5.0,
     ]
     assert card["int8_keeps_detections"] is True
+    # MediaPipe Tasks loads both TFLite files as they are (metadata from its own writer)
+    from common.mediapipe_env import has_metadata
+
+    assert has_metadata(htj7_export / "model_int8.tflite")
+    assert has_metadata(htj7_export / "model_fp32.tflite")
+    assert parity["mediapipe"]["matched_fraction"] >= 0.9
+    assert parity["mediapipe_fp32"]["matched_fraction"] >= 0.95
+    if chromium_ready():
+        assert parity["mediapipe_web"] == parity["mediapipe"]  # one C++ task, two builds
+    assert set(card["runtimes"]) == {*card["files_mb"]} - {"litert/anchors.bin"}
     assert (htj7_export / "labels.txt").read_text().split() == [
         "open",
         "closed",
@@ -176,6 +187,28 @@ def export_fails(checkpoint_dir: Path, pipeline: Path, out: Path, *extra: str) -
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert not out.exists()
     return result.stderr
+
+
+def test_metadata_rewrites_in_place_and_refreshes_the_card(tmp_path, htj7_export):
+    """``--metadata FOLDER`` (for folders exported before it) rewrites the metadata with the
+    same bytes the export wrote (one copy, no clock in them), and the card's rows are measured
+    again; a folder without the TFLite files is one clear error."""
+    folder = tmp_path / "again"
+    shutil.copytree(htj7_export, folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    del card["parity"]["mediapipe"]
+    card["parity"]["images"] = 4  # it measures on as many as the card's other rows: fewer here
+    (folder / "model_card.json").write_text(json.dumps(card))
+    from pipelines.export import add_metadata
+
+    add_metadata(folder)  # the CLI's --metadata
+    for name in ("model_int8.tflite", "model_fp32.tflite", "litert/model_int8.tflite"):
+        assert (folder / name).read_bytes() == (htj7_export / name).read_bytes(), name
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["parity"]["mediapipe"]["matched_fraction"] >= 0.9
+    (folder / "model_int8.tflite").unlink()
+    with pytest.raises(UserError, match=r"no model_int8\.tflite"):
+        add_metadata(folder)
 
 
 def test_missing_checkpoint_is_one_clear_error(tmp_path, htj7_export):
