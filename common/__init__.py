@@ -102,9 +102,60 @@ def remove_stale(folder: Path, prefix: str) -> list[Path]:
     return removed
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so readers see the old content or the new, never a partial one."""
+def output_target(path: str | Path) -> tuple[Path, bool]:
+    """Where an output named ``path`` goes, and whether to write it straight there: a link is
+    followed (the link stays, its target gets the content); anything that is not a regular file
+    (``/dev/null``, ``/dev/stdout``, a FIFO, a device) is written straight, never renamed over;
+    a regular file or a new name is written under a temporary name and renamed into place."""
     path = Path(path)
+    special = ("/dev/", "/proc/")  # /dev/stdout -> /proc/self/fd/1 -> a pipe, a tty, a file
+    if str(path.absolute()).startswith(special):
+        return path, True
+    target = path.resolve() if path.is_symlink() else path
+    if str(target).startswith(special) or (target.exists() and not target.is_file()):
+        return (target if target.exists() else path), True
+    return target, False
+
+
+STD_STREAMS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def stream_fd(path: str | Path) -> int | None:
+    """The file descriptor ``path`` names, following links: ``/dev/stdout``, ``/dev/fd/N``,
+    ``/proc/self/fd/N`` (a link to one of them too); None for any other path."""
+    name = str(path)
+    for _ in range(8):  # links to links, but no loops
+        if name in STD_STREAMS:
+            return STD_STREAMS[name]
+        match = re.fullmatch(r"/(?:proc/self|dev)/fd/(\d+)", name)
+        if match:
+            return int(match.group(1))
+        if not os.path.islink(name):
+            return None
+        name = os.path.join(os.path.dirname(name), os.readlink(name))
+    return None
+
+
+def open_straight(path: str | Path, mode: str, **kwargs):
+    """A non-regular output (``output_target``'s straight case) opened for writing: a stream
+    such as /dev/stdout through a copy of its descriptor (sharing the shell's file offset, so
+    a redirect to a file gets every line: a second open of /proc/self/fd/1 would write over
+    it), anything else opened by name. ``mode``: "a" or "ab"."""
+    fd = stream_fd(path)
+    if fd is None:
+        return open(path, mode, **kwargs)
+    return os.fdopen(os.dup(fd), mode, **kwargs)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so readers see the old content or the new, never a partial one (straight
+    into a device, FIFO or other non-regular file; through a link to its target:
+    ``output_target``)."""
+    path, straight = output_target(path)
+    if straight:  # appended: a stdout redirected with >> keeps what it had
+        with open_straight(path, "ab") as f:
+            f.write(data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -67,8 +67,15 @@ class _Writer:
         return go_on
 
     def close(self) -> None:
+        """Every sink closed, even when one fails (its error raised after)."""
+        error = None
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as e:  # kept, and raised once all are closed
+                error = error or e
+        if error is not None:
+            raise error
 
 
 def run_single(

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from common import DEFAULT_MODEL, UserError, fail
+from common import DEFAULT_MODEL, UserError, fail, output_target, stream_fd
 from common.backends import ARTIFACTS, check_backend, load_detector
 from common.card import ModelCard
 from common.landmarks import HandLandmarker, LandmarkOptions
@@ -119,9 +119,14 @@ class DetectOptions:
         for out in outputs:
             if source.exists() and out.exists() and out.resolve() == source.resolve():
                 raise UserError(f"{out} is the source; choose another output file")
+            target, straight = output_target(out)
+            if straight:  # a device, FIFO or /dev/stdout: written straight, never replaced
+                if target.exists() and not os.access(target, os.W_OK):
+                    raise UserError(f"cannot write {out}: permission denied")
+                continue
             try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryFile(dir=out.parent):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=target.parent):
                     pass
             except OSError as e:
                 raise UserError(f"cannot write {out}: {e.strerror or e}") from None
@@ -245,12 +250,16 @@ def run_cli(options: DetectOptions, *, multi: bool) -> int:
         print("interrupted; outputs closed", file=sys.stderr)
         return 130
     extra = f", {report['skipped']} unreadable image(s) skipped" if report["skipped"] else ""
+    # stdout carrying an output (--json /dev/stdout | jq): the report goes to stderr
+    outputs = [o for o in (options.json, options.output) if o]
+    report_to = sys.stderr if any(stream_fd(o) == 1 for o in outputs) else sys.stdout
     print(
         f"{report['frames']} frames in {report['seconds']} s ({report['fps']} FPS){extra}"
-        + ("; interrupted" if report.get("interrupted") else "")
+        + ("; interrupted" if report.get("interrupted") else ""),
+        file=report_to,
     )
     if "profile_table" in report:
-        print(report["profile_table"])
+        print(report["profile_table"], file=report_to)
     if report.get("interrupted"):
         # The files are closed and complete: leave without TensorFlow's teardown, which takes
         # about a second after Ctrl-C with the SavedModel backend.

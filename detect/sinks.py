@@ -1,7 +1,8 @@
 """Where results go, one job each: the annotated video, the JSON lines, the window and the
 annotated picture. Every sink gets the frames in order through ``write`` and finishes its file in
 ``close`` (complete and playable, also after Ctrl-C); files are written under a temporary name
-and renamed into place.
+and renamed into place; devices, FIFOs and ``/dev/stdout`` are written straight, and a link's
+target gets the content (``common.output_target``).
 
     sinks = [VideoSink("out.mp4", fps=30), JsonLinesSink("out.jsonl")]
     annotate = Annotator()
@@ -13,16 +14,19 @@ and renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common import UserError, atomic_write_bytes, remove_stale
+from common import UserError, atomic_write_bytes, open_straight, output_target, remove_stale
 from common.detections import Detections
 from common.draw import draw_detections
 from detect.profile import Profile, stage
@@ -77,10 +81,16 @@ class JsonLinesSink(Sink):
     """One JSON line a frame: ``{"frame", "file" (image sources), "time", "detections"}``."""
 
     def __init__(self, path: str | Path, profile: Profile | None = None):
-        self.path, self.profile = Path(path), profile
+        self.path, straight = output_target(path)
+        self.profile = profile
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = part_path(self.path)
-        self._file = open(self._tmp, "w")  # noqa: SIM115 (closed in close())
+        self._tmp = None if straight else part_path(self.path)
+        # straight: appended (a stdout redirected with >> keeps what it had), line-buffered (a
+        # reader of /dev/stdout or a FIFO gets each frame's line as it comes)
+        if straight:
+            self._file = open_straight(self.path, "a", buffering=1)
+        else:
+            self._file = open(self._tmp, "w")  # noqa: SIM115 (closed in close())
 
     def write(self, frame, det, picture=None):
         with stage(self.profile, "json"):
@@ -90,12 +100,30 @@ class JsonLinesSink(Sink):
                 "time": round(frame.time, 4),
                 "detections": det.to_json(),
             }
-            self._file.write(json.dumps(line) + "\n")
+            try:
+                self._file.write(json.dumps(line) + "\n")
+            except OSError as e:
+                self._abort()
+                raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
         return True
 
     def close(self):
-        self._file.close()
-        os.replace(self._tmp, self.path)
+        if self._file.closed:
+            return
+        try:
+            self._file.close()
+        except OSError as e:
+            self._abort()
+            raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
+        if self._tmp is not None:
+            os.replace(self._tmp, self.path)
+
+    def _abort(self) -> None:
+        """Nothing half-written under the final name: the temporary file goes."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
 
 
 class VideoSink(Sink):
@@ -107,11 +135,19 @@ class VideoSink(Sink):
         self.path, self.fps, self.profile = Path(path), fps, profile
         self._writer = None
         self._tmp = None
+        self._straight = False
 
     def _open(self, shape) -> cv2.VideoWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = part_path(self.path)
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix == ".mp4" else "MJPG"))
+        suffix = self.path.suffix
+        self.path, self._straight = output_target(self.path)
+        if self._straight:  # a device or pipe cannot be seeked: encode aside, copy in at close
+            fd, name = tempfile.mkstemp(prefix="detect-", suffix=suffix)
+            os.close(fd)
+            self._tmp = Path(name)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = part_path(self.path)
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if suffix == ".mp4" else "MJPG"))
         writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (shape[1], shape[0]))
         if not writer.isOpened():
             raise UserError(f"cannot write video {self.path}")
@@ -125,9 +161,32 @@ class VideoSink(Sink):
         return True
 
     def close(self):
-        if self._writer is not None:
-            self._writer.release()
-            os.replace(self._tmp, self.path)
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        try:
+            if not playable(self._tmp):  # the encoder says nothing when the disk fills up
+                raise UserError(f"cannot write {self.path}: the video could not be finished "
+                                "(disk full?)")  # fmt: skip
+            if not self._straight:
+                os.replace(self._tmp, self.path)
+                return
+            with open(self._tmp, "rb") as src, open_straight(self.path, "ab") as dst:
+                shutil.copyfileobj(src, dst)
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
+def playable(path: Path) -> bool:
+    """Whether a written video opens and gives its first frame (a truncated mp4 does not)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
 
 
 class PictureSink(Sink):
@@ -142,7 +201,10 @@ class PictureSink(Sink):
         ok, encoded = cv2.imencode(self.path.suffix, picture)
         if not ok:
             raise UserError(f"cannot encode {self.path}")
-        atomic_write_bytes(self.path, encoded.tobytes())
+        try:
+            atomic_write_bytes(self.path, encoded.tobytes())
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
         return True
 
 

@@ -152,3 +152,31 @@ def test_image_folder_lines_name_their_file_and_truncated_images_are_skipped(tmp
 
     lines = [json.loads(ln) for ln in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert [(ln["frame"], ln["file"]) for ln in lines] == [(0, "a.jpg"), (1, "d.jpg")]
+
+
+def test_a_full_disk_is_one_error_with_nothing_half_written(clip, tmp_path):
+    """Issue 22, case 6 (detect's outputs): the file-size limit (``ulimit -f``, SIGXFSZ
+    ignored as a shell would) stands in for a full disk. Before: a traceback, a truncated mp4
+    ("moov atom not found") renamed into the final name, the .part JSON left behind. Now: one
+    error line, no output under the final names and no temporary file left."""
+    import resource
+    import signal
+
+    def small_disk(limit: int):
+        def apply():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        return apply
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for flags, limit in ((["--output", str(out / "a.mp4")], 4000),
+                         (["--json", str(out / "a.jsonl")], 300)):  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "detect/detect_single_threaded.py", "--source", str(clip),
+             "--no-landmarks", *flags],
+            capture_output=True, text=True, cwd=ROOT, timeout=300, preexec_fn=small_disk(limit),
+        )  # fmt: skip
+        one_clear_error(result, "cannot write")
+    assert list(out.iterdir()) == []
