@@ -75,6 +75,17 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject], s
         anns = coco.get("annotations", [])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: not a COCO instances file ({type(e).__name__}: {e})") from None
+    ids_of: dict[str, list] = defaultdict(list)
+    for i, (name, _) in images.items():
+        ids_of[name].append(i)
+    twice = {name: ids for name, ids in ids_of.items() if len(ids) > 1}
+    if twice:
+        name, ids = next(iter(twice.items()))
+        raise UserError(
+            f"{path}: image {name} is listed {len(ids)} times (ids {', '.join(map(str, ids))})"
+            + (f", and {len(twice) - 1} more file name(s) too" if len(twice) > 1 else "")
+            + "; list each image once, with all its annotations"
+        )
     objects: dict[int, list[RawObject]] = defaultdict(list)
     orphans = 0
     for ann in anns:
@@ -98,6 +109,19 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject], s
     return [cats[k] for k in sorted(cats)], items, orphans
 
 
+def unique_key(name: str, used: set[str]) -> str:
+    """The flat file name of a member (``a/b.jpg`` -> ``a_b.jpg``), made unique among ``used``
+    (``a_b.jpg`` beside it becomes ``a_b-2.jpg``), and recorded there."""
+    key = name.replace("/", "_")
+    stem, suffix = Path(key).stem, Path(key).suffix
+    n = 1
+    while key in used:
+        n += 1
+        key = f"{stem}-{n}{suffix}"
+    used.add(key)
+    return key
+
+
 def plan_coco(
     json_path: Path,
     images: Path | None = None,
@@ -112,13 +136,15 @@ def plan_coco(
     json_path = Path(json_path)
     images = Path(images) if images is not None else json_path.parent / "images"
     classes, items, orphans = read_coco(json_path)
+    if not items:
+        raise UserError(f"{json_path}: lists no images; the source is empty")
     source = Source(images)
     known = set(source.members)
-    tasks, published = [], {}
+    tasks, published, used = [], {}, set()
     for name, objects, split in items:
         if name not in known:
             raise UserError(f"{json_path}: image {name} not found in {images}")
-        task = FrameTask(name.replace("/", "_"), name, "", objects)
+        task = FrameTask(unique_key(name, used), name, "", objects)
         tasks.append(task)
         published[task.key] = split
     warnings = []

@@ -35,7 +35,7 @@ from prep.geometry import (
     polygon_area,
     rasterize,
 )
-from prep.sources import Source, validate_image
+from prep.sources import Source, TinyImage, validate_image
 
 SPLITS = ("train", "eval", "test")
 CSV_COLUMNS = (
@@ -190,8 +190,8 @@ def process_frame(source: Source, task: FrameTask, masks: bool, keep_empty: bool
         data = source.read(task.member)
         result.width, result.height, result.image_format = validate_image(data)
     except (UserError, ValueError) as e:
-        result.skipped = "corrupt_image"
-        result.problems.append(("corrupt_image", str(e)))
+        result.skipped = "tiny_image" if isinstance(e, TinyImage) else "corrupt_image"
+        result.problems.append((result.skipped, str(e)))
         return result
     result.image = data
     for raw in task.objects:

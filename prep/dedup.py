@@ -17,7 +17,11 @@ HASH_BITS = 64
 
 def phash(data: bytes) -> np.uint64 | None:
     """The 64-bit DCT perceptual hash of an encoded image, or ``None`` if it does not decode."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_4)
+    buffer = np.frombuffer(data, np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_GRAYSCALE_4)
+    except cv2.error:  # OpenCV's reduced decode fails on images a few pixels wide
+        image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
         return None
     small = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)

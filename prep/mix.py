@@ -159,6 +159,12 @@ def mix(
         raise UserError("--eval-videos/--test-videos need an --egohands source")
     if not 0 <= dup_distance < 32:
         raise UserError("--dup-distance must be between 0 and 31 bits")
+    by_path: dict[Path, str] = {}
+    for spec in specs:
+        where = Path(spec.path).resolve()
+        if where in by_path:
+            raise UserError(f"sources {by_path[where]} and {spec.name} are the same: {spec.path}")
+        by_path[where] = spec.name
     plans = {s.name: plan_source(s, eval_videos, test_videos, seed) for s in specs}
     for name in hold_out:
         plan = plans[name]
@@ -169,7 +175,19 @@ def mix(
     classes: list[str] = []
     for plan in plans.values():
         classes += [c for c in plan.classes if c not in classes]
+    trained = {n for n, p in plans.items() if "train" in p.split_of.values()}
     counts, pairs = find_duplicates(plans, dup_distance)
+    for name, plan in plans.items():
+        if not plan.tasks:
+            raise UserError(
+                f"source {name}: de-duplication removed every frame (each is a near-duplicate "
+                "of another source's: the same pictures given twice?)"
+            )
+        if name in trained and "train" not in plan.split_of.values():
+            plan.meta.setdefault("warnings", []).append(
+                "de-duplication removed every train frame (each is a near-duplicate of another "
+                "source's: the same pictures given twice?); this source trains nothing"
+            )
     summaries = {}
     with atomic_dir(out) as tmp:
         for spec in specs:

@@ -61,10 +61,18 @@ class Source:
         return None if self.is_zip else self.path / member
 
 
+MIN_SIDE = 8  # pixels: anything smaller is no picture of a hand (and breaks reduced decoding)
+
+
+class TinyImage(ValueError):
+    """A complete image too small to train on."""
+
+
 def validate_image(data: bytes) -> tuple[int, int, str]:
     """Return ``(width, height, format)`` of a complete JPEG or PNG; raise ``ValueError`` for a
-    truncated or corrupt one. JPEGs are decoded at 1/8 scale (libjpeg DCT scaling), so every byte
-    is checked at a fraction of the cost of a full decode."""
+    truncated or corrupt one (``TinyImage`` for one under ``MIN_SIDE`` pixels a side). JPEGs
+    are decoded at 1/8 scale (libjpeg DCT scaling), so every byte is checked at a fraction of
+    the cost of a full decode."""
     if data.startswith(b"\xff\xd8"):
         fmt = "jpeg"
         if b"\xff\xd9" not in data[-64:].rstrip(b"\x00"):
@@ -82,6 +90,8 @@ def validate_image(data: bytes) -> tuple[int, int, str]:
             im.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"corrupt {fmt.upper()} ({e})") from None
+    if min(size) < MIN_SIDE:
+        raise TinyImage(f"{size[0]}x{size[1]} pixels: too small (at least {MIN_SIDE}x{MIN_SIDE})")
     return size[0], size[1], fmt
 
 

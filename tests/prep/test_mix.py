@@ -67,6 +67,31 @@ def test_near_pairs_on_tiny_hashes():
     assert sorted(near_pairs(h, 3)) == [(0, 1, 3), (0, 3, 1), (1, 3, 2)]
 
 
+def test_a_1x1_image_is_a_counted_skip_not_a_crash(webcam_root, tmp_path):
+    """Issue 22, case 8: a 1x1 PNG in a COCO source crashed prep.mix's pHash (OpenCV's reduced
+    decode asserts on it); now it is hashed, then skipped and counted as too small."""
+    from prep.mix import SourceSpec, mix
+    from tests.conftest import coco_slice
+
+    annotations = coco_slice(
+        webcam_root / "subhih-webcam", tmp_path / "src", {"train": 4, "test": 2}
+    )
+    coco = json.loads(annotations.read_text())
+    cv2.imwrite(str(annotations.parent / "images" / "tiny.png"), np.full((1, 1, 3), 200, np.uint8))
+    coco["images"].append(
+        {"id": 99, "file_name": "tiny.png", "width": 1, "height": 1, "split": "train"}
+    )
+    coco["annotations"].append({"id": 99, "image_id": 99, "category_id": 1, "bbox": [0, 0, 1, 1],
+                                "area": 1, "iscrowd": 0})  # fmt: skip
+    annotations.write_text(json.dumps(coco))
+    assert phash((annotations.parent / "images" / "tiny.png").read_bytes()) is not None
+    summary = mix([SourceSpec("subhih", "coco", annotations)], tmp_path / "mix", workers=0)
+    assert summary["totals"]["skipped_frames"] == 1
+    assert summary["sources"]["subhih"]["splits"]["train"]["frames"] == 4
+    built = json.loads((tmp_path / "mix" / "subhih" / "summary.json").read_text())
+    assert "tiny_image" in json.dumps(built)
+
+
 def _image(path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     cv2.imwrite(str(path), rng.integers(0, 255, (60, 80, 3), np.uint8))
@@ -91,6 +116,44 @@ def test_coco_import_keeps_the_published_split_and_counts_orphans(tmp_path):
     images[0]["split"] = "holdout"
     (tmp_path / "b.json").write_text(json.dumps(coco))
     with pytest.raises(UserError, match="unknown split 'holdout'"):
+        import_coco(tmp_path / "b.json", None, tmp_path / "out2", workers=0)
+
+
+def test_colliding_file_names_keep_both_images_and_a_name_listed_twice_is_one_error(
+    webcam_root, tmp_path
+):
+    """Issue 22, case 2: ``a/b.jpg`` and ``a_b.jpg`` both became ``a_b.jpg`` (one picture over
+    the other, two label rows); now each keeps its own file. One name listed twice is one
+    error naming it."""
+    import shutil
+
+    coco = json.loads((webcam_root / "subhih-webcam" / "annotations.json").read_text())
+    first, second = coco["images"][:2]
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    shutil.copy(
+        webcam_root / "subhih-webcam" / "images" / first["file_name"],
+        tmp_path / "images" / "a" / "b.jpg",
+    )
+    shutil.copy(
+        webcam_root / "subhih-webcam" / "images" / second["file_name"],
+        tmp_path / "images" / "a_b.jpg",
+    )
+    images = [{**first, "file_name": "a/b.jpg", "split": "train"},
+              {**second, "file_name": "a_b.jpg", "split": "train"}]  # fmt: skip
+    anns = [a for a in coco["annotations"] if a["image_id"] in (first["id"], second["id"])]
+    (tmp_path / "a.json").write_text(json.dumps({**coco, "images": images, "annotations": anns}))
+    summary = import_coco(tmp_path / "a.json", None, tmp_path / "out", workers=0)
+    assert summary["splits"]["train"]["frames"] == 2
+    train = tmp_path / "out" / "images" / "train"
+    assert sorted(p.name for p in train.iterdir()) == ["a_b-2.jpg", "a_b.jpg"]
+    # each file is its own picture, at its own size, with its own label rows
+    assert cv2.imread(str(train / "a_b.jpg")).shape[:2] == (first["height"], first["width"])
+    assert cv2.imread(str(train / "a_b-2.jpg")).shape[:2] == (second["height"], second["width"])
+    rows = list(csv.DictReader((tmp_path / "out" / "train_labels.csv").open()))
+    assert {r["filename"] for r in rows} == {"a_b.jpg", "a_b-2.jpg"} and len(rows) == len(anns)
+    twice = [images[0], {**images[1], "file_name": "a/b.jpg"}]
+    (tmp_path / "b.json").write_text(json.dumps({**coco, "images": twice, "annotations": anns}))
+    with pytest.raises(UserError, match=r"image a/b\.jpg is listed 2 times"):
         import_coco(tmp_path / "b.json", None, tmp_path / "out2", workers=0)
 
 
@@ -154,3 +217,33 @@ def test_mix_hold_out_puts_a_whole_source_in_eval(mix_slice, tmp_path):
         9,
         0,
     ]
+
+
+def test_a_source_given_twice_or_empty_is_one_error_that_says_so(mix_slice, tmp_path):
+    """Issue 22, case 11: the same folder as two sources ended in "no frames to write", an
+    empty COCO source in "0 item(s) cannot be split ... need more videos"."""
+    import shutil
+
+    from prep.mix import SourceSpec, mix
+
+    fingers = mix_slice[0].parent / "fingers"
+    ego = SourceSpec("ego", "egohands", mix_slice[0].parent / "ego")
+    twice = [ego, SourceSpec("a", "coco", fingers / "annotations.json"),
+             SourceSpec("b", "coco", fingers / "annotations.json")]  # fmt: skip
+    with pytest.raises(UserError, match="sources a and b are the same"):
+        mix(twice, tmp_path / "m1", workers=0)
+    shutil.copytree(fingers, tmp_path / "copy")  # the same pictures under another name
+    copied = [*twice[:2], SourceSpec("b", "coco", tmp_path / "copy" / "annotations.json")]
+    summary = mix(copied, tmp_path / "m2", workers=0)  # b keeps its held-out copies only
+    assert summary["sources"]["b"]["splits"]["train"]["frames"] == 0
+    assert any("trains nothing" in w for w in summary["sources"]["b"]["warnings"])
+    coco = json.loads((fingers / "annotations.json").read_text())
+    all_train = {**coco, "images": [{**im, "split": "train"} for im in coco["images"]]}
+    (tmp_path / "copy" / "annotations.json").write_text(json.dumps(all_train))
+    with pytest.raises(UserError, match="source b: de-duplication removed every frame"):
+        mix(copied, tmp_path / "m4", workers=0)
+    (tmp_path / "empty.json").write_text(json.dumps({**coco, "images": [], "annotations": []}))
+    empty = [ego, SourceSpec("e", "coco", tmp_path / "empty.json", fingers / "images")]
+    with pytest.raises(UserError, match="lists no images; the source is empty"):
+        mix(empty, tmp_path / "m3", workers=0)
+    assert not any((tmp_path / m).exists() for m in ("m1", "m3", "m4"))
