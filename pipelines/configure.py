@@ -6,6 +6,7 @@ python -m pipelines.configure --data data/egohands --model ssd --out runs/ssd/pi
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -13,15 +14,21 @@ from common import UserError, fail
 
 
 def parse_weights(text: str) -> dict[str, float]:
-    weights = {}
+    """``a=1,b=0.5`` -> ``{"a": 1.0, "b": 0.5}``: each name once, each weight finite and >= 0."""
+    weights: dict[str, float] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
-        name, _, value = item.partition("=")
+        name, _, value = (part.strip() for part in item.partition("="))
         try:
-            weights[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT, got {item!r}") from None
-        if not weights[name.strip()] >= 0:
-            raise argparse.ArgumentTypeError(f"a weight must be a number >= 0, got {item!r}")
+        if not name:
+            raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT, got {item!r}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise argparse.ArgumentTypeError(f"a weight must be a finite number >= 0, got {item!r}")
+        if name in weights:
+            raise argparse.ArgumentTypeError(f"source {name!r} is given twice")
+        weights[name] = weight
     return weights
 
 

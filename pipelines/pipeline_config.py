@@ -7,6 +7,7 @@ templates in ``pipelines/`` for a dataset folder.
 from __future__ import annotations
 
 import glob
+import math
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -169,6 +170,8 @@ def configure(
         schedule.total_steps = train.num_steps
         schedule.warmup_steps = min(schedule.warmup_steps, max(0, train.num_steps // 10))
         if learning_rate is not None:
+            if not (math.isfinite(learning_rate) and learning_rate > 0):
+                raise UserError(f"--learning-rate must be a number above 0, not {learning_rate}")
             schedule.learning_rate_base = learning_rate
             schedule.warmup_learning_rate = min(schedule.warmup_learning_rate, learning_rate)
     if input_size is not None:
@@ -202,6 +205,12 @@ def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
     if unknown:
         raise UserError(
             f"--weights: no source named {', '.join(unknown)}; sources: {list(dataset.sources)}"
+        )
+    idle = sorted(n for n, w in weights.items() if w > 0 and not dataset.sources[n].trains())
+    if idle:
+        raise UserError(
+            f"--weights: {', '.join(idle)} has no training frames (held out whole): a weight "
+            "for it would be ignored; drop it"
         )
     readers = []
     for name, source in dataset.sources.items():

@@ -38,6 +38,48 @@ def test_configure_a_mix_weights_sources_and_evaluates_each(mix_slice):
         cfg.configure("ssd", data, weights={"nope": 1})
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a=inf", "finite number"),
+        ("a=nan", "finite number"),
+        ("a=-1", "finite number"),
+        ("a=1,a=2", "given twice"),
+        ("=2", "NAME=WEIGHT"),
+        ("a", "NAME=WEIGHT"),
+    ],
+)
+def test_bad_weights_are_one_clear_error_each(text, message):
+    """Issue 22, case 10: ``a=inf`` was written into the config and ``a=1,a=2`` kept the last."""
+    import argparse
+
+    from pipelines.configure import parse_weights
+
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        parse_weights(text)
+
+
+def test_a_learning_rate_at_or_below_zero_and_a_weight_for_a_held_out_source_are_refused(
+    mix_slice, tmp_path
+):
+    """Issue 22, case 10: ``--learning-rate -1`` was written as is; a weight for a source held
+    out whole was ignored without a word."""
+    from prep.mix import SourceSpec, mix
+
+    data, _ = mix_slice
+    for rate in (-1.0, 0.0, float("inf")):
+        with pytest.raises(UserError, match="--learning-rate must be a number above 0"):
+            cfg.configure("ssd", data, learning_rate=rate)
+    root = data.parent
+    held = tmp_path / "held"
+    mix([SourceSpec("ego", "egohands", root / "ego"),
+         SourceSpec("f", "coco", root / "fingers" / "annotations.json")],
+        held, hold_out=("f",), workers=0)  # fmt: skip
+    with pytest.raises(UserError, match="f has no training frames"):
+        cfg.configure("ssd", held, weights={"f": 2})
+    assert cfg.configure("ssd", held, weights={"f": 0})  # leaving it out is fine
+
+
 def test_weights_need_a_mix(prepared):
     with pytest.raises(UserError, match=r"prep\.mix"):
         cfg.configure("ssd", prepared[0], weights={"a": 1})
