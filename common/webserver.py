@@ -125,10 +125,14 @@ def make_server(
     extra: dict[str, Path] | None = None,
     isolate: bool = True,
     card: ModelCard | None = None,
+    idle_timeout: float = 30.0,
+    max_connections: int = 64,
 ) -> tuple[http.server.ThreadingHTTPServer, str]:
     """A server bound to 127.0.0.1 (port 0: any free port) and its base URL. ``isolate=False``
     leaves out COOP/COEP, as a host without those headers would (no wasm threads); ``card``
-    is served as the model's card instead of its file (the exporter's, before it is saved)."""
+    is served as the model's card instead of its file (the exporter's, before it is saved).
+    A connection idle for ``idle_timeout`` seconds is closed; at most ``max_connections`` are
+    served at once (``BoundedServer``)."""
     model = Path(model)
     runnable = (
         model / "litert" / "model_int8.tflite",
@@ -151,10 +155,41 @@ def make_server(
     if card is not None:
         files["/model/" + CARD] = json.dumps(card.to_dict()).encode()
     handler = type(
-        "RoutedHandler", (Handler,), {"routes": routes, "isolate": isolate, "files": files}
+        "RoutedHandler",
+        (Handler,),
+        {"routes": routes, "isolate": isolate, "files": files, "timeout": idle_timeout},
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = BoundedServer(("127.0.0.1", port), handler, max_connections=max_connections)
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+class BoundedServer(http.server.ThreadingHTTPServer):
+    """At most ``max_connections`` connections served at once (one thread each); more are
+    closed at once rather than queued behind idle ones. The handler's ``timeout`` closes a
+    connection that sends nothing for that long (slow or idle sockets). The listen backlog is
+    128, not socketserver's 5 (past which a burst of clients waits out SYN retries)."""
+
+    request_queue_size = 128
+
+    def __init__(self, address, handler, *, max_connections: int = 64):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: refuse, do not keep a thread waiting
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def serve_in_background(**kwargs) -> tuple[http.server.ThreadingHTTPServer, str]:

@@ -73,3 +73,38 @@ def test_the_page_and_the_model_are_served(server):
 
 def test_a_foreign_host_header_is_refused(server):
     assert get(server, "/index.html", host="attacker.example:80")[0] == 421
+
+
+def test_idle_sockets_are_capped_and_timed_out(tmp_path):
+    """Issue 22, case 12: 200 slow sockets held 201 threads, with no timeout. Now at most
+    ``max_connections`` are served at once (more are closed at once) and an idle one is closed
+    after ``idle_timeout``; then the server answers again."""
+    import socket
+    import threading
+    import time
+
+    from common.nodejs import node_ready
+
+    if not node_ready():
+        pytest.skip("TF.js packages missing (npm ci in webexport/)")
+    model = tmp_path / "model"
+    (model / "tfjs").mkdir(parents=True)
+    shutil.copy(ROOT / "exported" / "hands_ssd320" / "model_card.json", model)
+    (model / "tfjs" / "model.json").write_text("{}")
+    before = threading.active_count()
+    srv, _ = serve_in_background(model=model, port=0, idle_timeout=1.0, max_connections=8)
+    port = srv.server_address[1]
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+        time.sleep(0.3)
+        assert threading.active_count() - before <= 8 + 1  # the slots and serve_forever
+        deadline = time.monotonic() + 10
+        closed = 0
+        for s in idle:  # every one is closed by the server: refused at once, or timed out
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            closed += s.recv(1) == b""
+            s.close()
+        assert closed == 200
+        assert get(port, "/model/model_card.json")[0] == 200
+    finally:
+        srv.shutdown()
