@@ -132,7 +132,7 @@ class FrameSource:
 def read_image(path: Path) -> np.ndarray | None:
     """BGR pixels of an image file, or ``None`` when it is unreadable, corrupt or truncated: a
     half-written JPEG or PNG is refused as prep refuses it, not decoded half grey."""
-    from prep.sources import validate_image
+    from prep.sources import TinyImage, validate_image
 
     try:
         data = path.read_bytes()
@@ -141,6 +141,9 @@ def read_image(path: Path) -> np.ndarray | None:
     if data.startswith((b"\xff\xd8", b"\x89PNG")):
         try:
             validate_image(data)
+        except TinyImage:
+            pass  # too small to train on, still a picture to look at
         except ValueError:
             return None
+    # IMREAD_COLOR applies the EXIF orientation: the picture as shown, as prep stores it
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

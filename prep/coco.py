@@ -64,19 +64,30 @@ def export_coco(data: Path, split: str, out: Path) -> dict:
     return coco
 
 
-def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject], str]], int]:
-    """Parse a COCO instances file into class names, ``(file_name, objects, split)`` per image
-    (``split`` is the image's own ``split`` field, or ""), and the number of annotations that
-    name no image. Polygon segmentations become masks; boxes come from ``bbox``."""
+def declared_size(image: dict) -> tuple[int, int] | None:
+    """An image entry's ``(width, height)``, when it gives two positive integers."""
+    w, h = image.get("width"), image.get("height")
+    ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (w, h))
+    return (w, h) if ok else None
+
+
+def read_coco(path: Path) -> tuple[list[str], list[tuple], int]:
+    """Parse a COCO instances file into class names, ``(file_name, objects, split, size)`` per
+    image (``split`` is the image's own ``split`` field, or ""; ``size`` its declared width and
+    height, or None), and the number of annotations that name no image. Polygon segmentations
+    become masks; boxes come from ``bbox``."""
     try:
         coco = json.loads(Path(path).read_text())
         cats = {c["id"]: c["name"] for c in coco["categories"]}
-        images = {im["id"]: (im["file_name"], str(im.get("split", ""))) for im in coco["images"]}
+        images = {
+            im["id"]: (im["file_name"], str(im.get("split", "")), declared_size(im))
+            for im in coco["images"]
+        }
         anns = coco.get("annotations", [])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: not a COCO instances file ({type(e).__name__}: {e})") from None
     ids_of: dict[str, list] = defaultdict(list)
-    for i, (name, _) in images.items():
+    for i, (name, _, _) in images.items():
         ids_of[name].append(i)
     twice = {name: ids for name, ids in ids_of.items() if len(ids) > 1}
     if twice:
@@ -105,7 +116,7 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple[str, list[RawObject], s
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}: annotation {ann.get('id')} is malformed ({e})") from None
-    items = [(images[i][0], objects[i], images[i][1]) for i in sorted(images)]
+    items = [(images[i][0], objects[i], images[i][1], images[i][2]) for i in sorted(images)]
     return [cats[k] for k in sorted(cats)], items, orphans
 
 
@@ -141,10 +152,10 @@ def plan_coco(
     source = Source(images)
     known = set(source.members)
     tasks, published, used = [], {}, set()
-    for name, objects, split in items:
+    for name, objects, split, size in items:
         if name not in known:
             raise UserError(f"{json_path}: image {name} not found in {images}")
-        task = FrameTask(unique_key(name, used), name, "", objects)
+        task = FrameTask(unique_key(name, used), name, "", objects, size)
         tasks.append(task)
         published[task.key] = split
     warnings = []

@@ -35,7 +35,7 @@ from prep.geometry import (
     polygon_area,
     rasterize,
 )
-from prep.sources import Source, TinyImage, validate_image
+from prep.sources import Source, TinyImage, upright, validate_image
 
 SPLITS = ("train", "eval", "test")
 CSV_COLUMNS = (
@@ -69,6 +69,7 @@ class FrameTask:
     member: str  # where the image is inside the source
     video: str
     objects: list[RawObject]
+    size: tuple[int, int] | None = None  # width, height the labels declare (COCO), if any
 
 
 @dataclass
@@ -187,11 +188,19 @@ def process_object(
 def process_frame(source: Source, task: FrameTask, masks: bool, keep_empty: bool) -> FrameResult:
     result = FrameResult(task.key, task.video)
     try:
-        data = source.read(task.member)
+        data, orientation = upright(source.read(task.member))
         result.width, result.height, result.image_format = validate_image(data)
     except (UserError, ValueError) as e:
         result.skipped = "tiny_image" if isinstance(e, TinyImage) else "corrupt_image"
         result.problems.append((result.skipped, str(e)))
+        return result
+    if task.size is not None and task.size != (result.width, result.height):
+        turned = f" (after its EXIF orientation {orientation})" if orientation != 1 else ""
+        result.skipped = "size_mismatch"
+        result.problems.append(
+            ("size_mismatch", f"labels say {task.size[0]}x{task.size[1]}, the picture is "
+             f"{result.width}x{result.height}{turned}: labelled on another image?")
+        )  # fmt: skip
         return result
     result.image = data
     for raw in task.objects:

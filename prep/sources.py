@@ -9,7 +9,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
 from common import UserError
@@ -59,6 +59,26 @@ class Source:
 
     def local_path(self, member: str) -> Path | None:
         return None if self.is_zip else self.path / member
+
+
+def upright(data: bytes) -> tuple[bytes, int]:
+    """A JPEG as it is shown: with an EXIF orientation other than 1 its pixels are turned and
+    re-encoded (quality 95, the tag dropped), because TensorFlow's decoder ignores the tag while
+    OpenCV (detect) and labelling tools apply it; training and detection then see one picture.
+    Returns the bytes and the orientation found (1: unchanged)."""
+    if not data.startswith(b"\xff\xd8"):
+        return data, 1
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            orientation = int(im.getexif().get(0x0112, 1))
+            if orientation in (1, 0) or orientation > 8:
+                return data, 1
+            turned = ImageOps.exif_transpose(im).convert("RGB")
+    except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError):
+        return data, 1  # validate_image says what is wrong with it
+    out = io.BytesIO()
+    turned.save(out, "JPEG", quality=95)
+    return out.getvalue(), orientation
 
 
 MIN_SIDE = 8  # pixels: anything smaller is no picture of a hand (and breaks reduced decoding)

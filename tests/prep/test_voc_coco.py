@@ -113,3 +113,42 @@ def test_coco_malformed_is_one_clear_error(tmp_path):
     (tmp_path / "x.json").write_text('{"images": []}')
     with pytest.raises(UserError, match="not a COCO instances file"):
         import_coco(tmp_path / "x.json", tmp_path, tmp_path / "out", workers=0)
+
+
+def test_exif_orientation_is_applied_once_for_training_and_detection(webcam_root, tmp_path):
+    """Issue 22, case 3: TensorFlow's decoder ignores EXIF orientation, OpenCV (detect) and
+    labelling tools apply it. A phone photo stored 400x200 and shown 200x400 (orientation 6),
+    labelled as shown, was skipped ("box ... is empty"); now its record holds the picture as
+    shown. A declared size the pixels do not have is a counted skip that says so."""
+    import io
+    import json
+
+    from PIL import Image
+
+    from prep.coco import import_coco
+    from prep.tfrecord import read_records, shard_pattern
+
+    photo = Image.open(webcam_root / "subhih-webcam" / "images" / "test_1528664299.56_pic00051.jpg")
+    stored = photo.convert("RGB").resize((400, 200))
+    (tmp_path / "images").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: 200 wide, 400 high
+    stored.save(tmp_path / "images" / "phone.jpg", exif=exif)
+    stored.save(tmp_path / "images" / "plain.jpg")
+    images = [
+        {"id": 1, "file_name": "phone.jpg", "width": 200, "height": 400, "split": "train"},
+        {"id": 2, "file_name": "plain.jpg", "width": 200, "height": 400, "split": "train"},
+    ]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [20, 250, 150, 120]} for i in (1, 2)]
+    coco = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "hand"}]}
+    (tmp_path / "a.json").write_text(json.dumps(coco))
+    summary = import_coco(tmp_path / "a.json", None, tmp_path / "out", workers=0)
+    assert summary["splits"]["train"]["frames"] == 1  # the phone photo
+    (record,) = read_records(shard_pattern(tmp_path / "out", "train"))
+    shown = Image.open(io.BytesIO(record.encoded))  # as TensorFlow decodes it: EXIF ignored
+    assert shown.size == (200, 400) and shown.getexif().get(0x0112, 1) == 1
+    np.testing.assert_allclose(record.boxes, [[20, 250, 170, 370]], atol=1e-3)
+    assert "labels say 200x400, the picture is 400x200" in json.dumps(summary)
+    from detect.sources import read_image
+
+    assert read_image(tmp_path / "images" / "phone.jpg").shape[:2] == (400, 200)  # detect: same

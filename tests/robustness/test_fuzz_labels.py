@@ -72,7 +72,8 @@ def test_coco_parser_gives_an_error_or_images(document):
         except UserError:
             return
     assert isinstance(classes, list) and orphans >= 0
-    for name, objects, _split in items:
+    for name, objects, _split, size in items:
+        assert size is None or (size[0] > 0 and size[1] > 0)
         assert all(len(o.box) == 4 for o in objects), name
 
 
