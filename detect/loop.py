@@ -13,11 +13,11 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
 
+from common import on_stop_signals, restore_signals
 from common.backends import Detector
 from common.detections import Detections
 from detect.profile import Profile, stage
@@ -189,15 +189,14 @@ def run_multi(
             errors.append(e)
             stop.set()
 
-    interrupted = False
+    interrupted = 0  # the signal that stopped the run (Ctrl-C, SIGTERM), if one did
 
     def on_interrupt(signum, frame_):
         nonlocal interrupted
-        interrupted = True
+        interrupted = signum
         stop.set()
 
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
+    previous = on_stop_signals(on_interrupt)
     capturing = threading.Thread(target=capture, daemon=True)
     writing = threading.Thread(target=write_queued, daemon=True) if hook is not None else None
     start = time.perf_counter()
@@ -242,8 +241,7 @@ def run_multi(
             writing.join(timeout=5)
         writer.close()
         source.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        restore_signals(previous)
     if errors:
         raise errors[0]
     report = _report(writer.count, source, start, profile, workers)

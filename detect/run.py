@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from common import DEFAULT_MODEL, UserError, fail, output_target, stream_fd
+from common import DEFAULT_MODEL, Stopped, UserError, exit_code, fail, output_target, stream_fd
 from common.backends import ARTIFACTS, check_backend, load_detector
 from common.card import ModelCard
 from common.landmarks import HandLandmarker, LandmarkOptions
@@ -242,13 +243,20 @@ def main(argv: list[str] | None = None, multi: bool = False) -> int:
 
 def run_cli(options: DetectOptions, *, multi: bool) -> int:
     """``detect`` for a command line: one error line or the report, and its exit code."""
+
+    def stop(signum, _frame):  # SIGTERM as Ctrl-C: the loop closes the outputs on its way out
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)  # the multi-threaded loop sets its own
     try:
         report = detect(options, multi=multi)
     except UserError as e:
         return fail(str(e))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted; outputs closed", file=sys.stderr)
-        return 130
+        return exit_code(e)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     extra = f", {report['skipped']} unreadable image(s) skipped" if report["skipped"] else ""
     # stdout carrying an output (--json /dev/stdout | jq): the report goes to stderr
     outputs = [o for o in (options.json, options.output) if o]
@@ -265,5 +273,5 @@ def run_cli(options: DetectOptions, *, multi: bool) -> int:
         # about a second after Ctrl-C with the SavedModel backend.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(exit_code(Stopped(report["interrupted"])))
     return 0

@@ -79,6 +79,10 @@ def parse_tf_config(text: str | None) -> Cluster | None:
             f"TF_CONFIG cluster has {extra + (['ps'] if 'ps' in cluster else [])}: "
             "MultiWorkerMirroredStrategy takes chief and worker tasks only"
         )
+    every = [str(h) for hosts in cluster.values() for h in hosts]
+    twice = sorted({h for h in every if every.count(h) > 1})
+    if twice:  # two tasks on one address: the second connects to the first and waits forever
+        raise UserError(f"TF_CONFIG cluster lists {', '.join(twice)} more than once")
     workers = list(cluster.get("chief", [])) + list(cluster.get("worker", []))
     if len(workers) < 2:
         return None

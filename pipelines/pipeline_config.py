@@ -187,6 +187,24 @@ def configure(
     return proto
 
 
+def batch_warning(proto: Pipeline, data: Path) -> str | None:
+    """A warning when the batch is larger than the dataset folder's training frames (each
+    step then repeats frames, and memory grows with the batch, not with the data)."""
+    from prep.folder import Dataset
+
+    counts = [s.splits["train"].frames for s in Dataset.read(data).sources.values()]
+    if any(c is None for c in counts):
+        return None
+    frames, batch = sum(counts), proto.train_config.batch_size
+    if batch > frames:
+        return (
+            f"batch {batch} is larger than the {frames} training frame(s): every step repeats "
+            "frames, and memory grows with the batch (about 0.1 GB an image at 320 on CPU); "
+            f"--batch-size {max(1, min(frames, 8))} is plenty"
+        )
+    return None
+
+
 def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
     """Point the train and eval readers at a dataset folder's records (``prep.folder`` says
     which). A ``prep.mix`` folder trains on every source's train records, sampled by weight,

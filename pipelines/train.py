@@ -31,7 +31,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common import UserError, atomic_write_json, fail
+from common import (
+    Stopped,
+    UserError,
+    atomic_write_json,
+    exit_code,
+    fail,
+    on_stop_signals,
+    restore_signals,
+)
 from common.options import add_options, from_args, option
 from pipelines import fast_input
 from pipelines import pipeline_config as cfg
@@ -43,6 +51,28 @@ from object_detection.builders import model_builder, optimizer_builder
 from object_detection.utils import config_util
 
 AS_RUN_CONFIG = "pipeline.config"
+
+
+def check_resume(model_dir: Path, proto) -> None:
+    """Refuse to resume checkpoints trained with another model: the as-run pipeline.config in
+    ``model_dir`` must have the same ``model`` section (architecture, classes, input size)."""
+    path = Path(model_dir) / AS_RUN_CONFIG
+    if not path.is_file():
+        return
+    before = cfg.load(path)
+    if before.model == proto.model:
+        return
+    size = lambda p: "x".join(map(str, cfg.input_size(p)))  # noqa: E731
+    pairs = (
+        ("architecture", cfg.meta_arch(before), cfg.meta_arch(proto)),
+        ("classes", cfg.num_classes(before), cfg.num_classes(proto)),
+        ("input", size(before), size(proto)),
+    )
+    differs = [f"{w} {a} -> {b}" for w, a, b in pairs if a != b] or ["the model section differs"]
+    raise UserError(
+        f"{model_dir} holds checkpoints of another model ({'; '.join(differs)}): resume with "
+        f"the config they were trained with ({path}), or train into a new --model-dir"
+    )
 
 
 def zoo_hint(prefix: str) -> str:
@@ -138,6 +168,8 @@ class Trainer:
             cfg.make_from_scratch(proto)
         cfg.check(proto, source=str(pipeline))
         self.latest = tf.train.latest_checkpoint(str(self.model_dir))
+        if self.latest:
+            check_resume(self.model_dir, proto)
         ft = proto.train_config.fine_tune_checkpoint
         if ft and not self.latest and not cfg.checkpoint_exists(ft):
             raise UserError(zoo_hint(ft))
@@ -326,11 +358,15 @@ class Trainer:
         step, losses, t0 = start, {}, time.perf_counter()
         timed_from, timed_t = start, t0
         interrupted = threading.Event()
-        handler = None
-        if threading.current_thread() is threading.main_thread():
-            # Ctrl-C sets a flag the loop checks between steps: a KeyboardInterrupt raised
-            # inside TensorFlow or a finaliser can be swallowed, and the run would go on.
-            handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+        stop_signal = [signal.SIGINT]
+
+        def on_stop(signum, _frame):
+            stop_signal[0] = signum
+            interrupted.set()
+
+        # Ctrl-C and SIGTERM (a pod stopped, docker stop) set a flag the loop checks between
+        # steps: a KeyboardInterrupt raised inside TensorFlow or a finaliser can be swallowed.
+        handlers = on_stop_signals(on_stop)
         try:
             with writer.as_default():
                 while step < self.total_steps and not interrupted.is_set():
@@ -349,14 +385,13 @@ class Trainer:
                     if step % checkpoint_every == 0:
                         self.manager.save(checkpoint_number=step)
             if interrupted.is_set():
-                raise KeyboardInterrupt
+                raise Stopped(stop_signal[0])
         except KeyboardInterrupt:
             self.manager.save(checkpoint_number=int(self.global_step.numpy()))
             bar.close()
             raise
         finally:
-            if handler is not None:
-                signal.signal(signal.SIGINT, handler)
+            restore_signals(handlers)
             bar.close()
             writer.flush()
         if self.manager.latest_checkpoint != str(self.save_dir / f"ckpt-{step}"):
@@ -425,12 +460,12 @@ def main(argv: list[str] | None = None) -> int:
         result = train(args.pipeline, args.model_dir, from_args(TrainOptions, args))
     except UserError as e:
         return fail(str(e))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(
             f"\ninterrupted; checkpoint saved in {args.model_dir}; run the same command to resume",
             file=sys.stderr,
         )
-        return 130
+        return exit_code(stop)
     if result["steps_run"] == 0:
         print(
             f"{args.model_dir} is already at step {result['step']}; nothing to do "

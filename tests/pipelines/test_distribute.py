@@ -181,6 +181,12 @@ def test_tf_config_is_checked_before_anything_starts():
         (json.dumps(task({"worker": ["a:1", "b"]}, 0)), "is not host:port"),
         (json.dumps(task({"worker": ["a:1"], "ps": ["p:1"]}, 0)), "chief and worker tasks only"),
         (json.dumps(task(two, 0, "chief")), "not in its cluster"),
+        # issue 22, case 5: two workers at one address hung for 11 minutes past every timeout
+        (
+            json.dumps(task({"worker": ["localhost:23456", "localhost:23456"]}, 0)),
+            "lists localhost:23456 more than once",
+        ),
+        (json.dumps(task({"chief": ["a:1"], "worker": ["a:1", "b:2"]}, 0)), "a:1 more than once"),
     ]
     for text, message in bad:
         with pytest.raises(UserError, match=message):

@@ -212,3 +212,13 @@ def test_a_mix_config_pointed_at_a_plain_dataset_has_one_eval_reader(mix_slice, 
     assert len(proto.eval_input_reader) == 1 and not proto.eval_input_reader[0].name
     assert not proto.train_input_reader.sample_from_datasets_weights
     cfg.check(proto, need_eval=True)
+
+
+def test_a_batch_larger_than_the_training_set_is_warned_about(mix_slice):
+    """Issue 22, case 9: batch 200 on 52 training images said nothing, then ran out of memory
+    after 5 minutes. configure now warns, with the frame count and a batch that fits."""
+    data, summary = mix_slice
+    frames = sum(s["splits"]["train"]["frames"] for s in summary["sources"].values())
+    warning = cfg.batch_warning(cfg.configure("ssd", data, batch_size=200), data)
+    assert f"batch 200 is larger than the {frames} training frame(s)" in warning
+    assert cfg.batch_warning(cfg.configure("ssd", data, batch_size=2), data) is None

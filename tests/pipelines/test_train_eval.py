@@ -55,6 +55,19 @@ def test_ssd_resumes_from_the_last_checkpoint(ssd_run, tmp_path):
     assert train(pipeline, run, steps=5, quiet=True)["steps_run"] == 0
 
 
+def test_resuming_with_another_model_config_is_refused(ssd_run, tmp_path):
+    """Issue 22, case 7: a 320 run resumed with a 192 config resumed silently (loss 1.38 ->
+    3.15) and overwrote the as-run config. Now one error, before anything is built."""
+    pipeline, run, _ = ssd_run
+    proto = cfg.load(pipeline)
+    cfg.set_input_size(proto, 192)
+    cfg.save(proto, tmp_path / "192.config")
+    as_run = (run / "pipeline.config").read_bytes()
+    with pytest.raises(UserError, match=r"another model \(input 320x320 -> 192x192\)"):
+        Trainer(tmp_path / "192.config", run)
+    assert (run / "pipeline.config").read_bytes() == as_run
+
+
 def test_evaluate_ssd_once(ssd_run, prepared):
     pipeline, run, _ = ssd_run
     result = evaluate(pipeline, tf.train.latest_checkpoint(str(run)), quiet=True)
@@ -101,7 +114,7 @@ def test_mask_rcnn_trains_and_evaluates_masks(prepared, tmp_path):
     assert 0.0 <= metrics["metrics"]["hand_iou"] <= 1.0
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(prepared, tmp_path):
+def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(prepared, tmp_path):
     pipeline = write_config(prepared[0], "ssd", tmp_path / "pipeline.config", steps=400)
     cmd = [
         sys.executable,
@@ -131,8 +144,8 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes(prepared, tmp_pa
         time.sleep(0.2)
     assert proc.poll() is None, bytes(err).decode(errors="replace")[-2000:]
     sent = time.time()
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    proc.send_signal(signal.SIGTERM)  # what Kubernetes and docker stop send; Ctrl-C alike
+    assert proc.wait(timeout=60) == 143
     reader.join(timeout=5)
     assert time.time() - sent < 30
     assert b"run the same command to resume" in bytes(err)
