@@ -67,8 +67,9 @@ def test_every_size_runs_in_mediapipe_tasks_as_in_our_runtime(model, webcam_held
     # ours, MediaPipe's, the IoU their boxes meet at the same pixels in: the TFLite NMS op runs
     # in both for the first two; on the raw network MediaPipe decodes as we do (boxes to the
     # pixel) but runs its own NMS, which moves a box now and then (one of 13 here, to IoU 0.90)
-    pairs = (("tflite", "mediapipe", 0.99), ("tflite_fp32", "mediapipe_fp32", 0.99),
-             ("tflite_raw", "mediapipe_raw", 0.85))  # fmt: skip
+    pairs = [("tflite", "mediapipe", 0.99), ("tflite_raw", "mediapipe_raw", 0.85)]
+    if model == FAMILY[-1]:  # fp32: the same graph as int8's, once (CI's time)
+        pairs.append(("tflite_fp32", "mediapipe_fp32", 0.99))
     for ours_name, tasks_name, iou in pairs:
         assert has_metadata(model / BACKENDS[tasks_name].artifact)
         ours = load_detector(model, ours_name, score_threshold=0.3)

@@ -195,6 +195,7 @@ def test_metadata_rewrites_in_place_and_refreshes_the_card(tmp_path, htj7_export
     again; a folder without the TFLite files is one clear error."""
     folder = tmp_path / "again"
     shutil.copytree(htj7_export, folder)
+    shutil.rmtree(folder / "litert")  # the raw files and their browser rows: CI's time
     card = json.loads((folder / "model_card.json").read_text())
     del card["parity"]["mediapipe"]
     card["parity"]["images"] = 4  # it measures on as many as the card's other rows: fewer here
@@ -202,7 +203,7 @@ def test_metadata_rewrites_in_place_and_refreshes_the_card(tmp_path, htj7_export
     from pipelines.export import add_metadata
 
     add_metadata(folder)  # the CLI's --metadata
-    for name in ("model_int8.tflite", "model_fp32.tflite", "litert/model_int8.tflite"):
+    for name in ("model_int8.tflite", "model_fp32.tflite"):
         assert (folder / name).read_bytes() == (htj7_export / name).read_bytes(), name
     card = json.loads((folder / "model_card.json").read_text())
     assert card["parity"]["mediapipe"]["matched_fraction"] >= 0.9
