@@ -32,9 +32,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# pytest exits 5 when it collects no test; that is not a failure of the suite.
+# Two workers by default (make test TEST_WORKERS=0 for one process); pytest exits 5 when it
+# collects no test, which is not a failure of the suite.
+TEST_WORKERS ?= 2
 test: lint $(NODE_STAMP)
-	$(BIN)/python -m pytest || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup || [ $$? -eq 5 ]
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m prep.bench

@@ -6,6 +6,7 @@ maps, the shipped model's path. Submodules: ``detections`` (the one interchange 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -235,6 +236,16 @@ def read_label_map(path: Path) -> dict[int, str]:
     if not result:
         raise UserError(f"{path}: no items in label map")
     return result
+
+
+@contextlib.contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold ``CACHE_DIR/.<name>.lock`` (an exclusive flock, freed when the process dies): one
+    process at a time fills a cache entry, others wait, then find it made."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def wheel_file(requirement: str, member: str) -> Path:

@@ -15,7 +15,6 @@ Images go to the worker as raw RGB bytes; results come back as JSON.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE_DIR, UserError
+from common import CACHE_DIR, UserError, cache_lock
 from common.backends import ArtifactDetector, Detector, tasks_detections
 from common.detections import Detections
 
@@ -43,9 +42,7 @@ def python() -> Path:
     want = REQUIREMENTS.read_text()
     if stamp.is_file() and stamp.read_text() == want and exe.is_file():
         return exe
-    ENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(ENV.parent / f".{ENV.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cache_lock(ENV.name):
         if stamp.is_file() and stamp.read_text() == want and exe.is_file():
             return exe
         print(f"creating MediaPipe's environment in {ENV} (once)", file=sys.stderr)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE_DIR, UserError
+from common import CACHE_DIR, UserError, cache_lock
 from common.backends import Detector
 from common.decode import nms, postprocess
 from common.detections import Detections
@@ -46,6 +46,13 @@ def fetch_package(cache_dir: Path = CACHE_DIR, version: str = VERSION) -> Path:
     target = Path(cache_dir) / f"{PACKAGE}-{version}" / "package"
     if (target / MODEL_SUBDIR / "model.json").is_file():
         return target
+    with cache_lock(f"{PACKAGE}-{version}"):  # test workers and users may ask at once
+        if (target / MODEL_SUBDIR / "model.json").is_file():
+            return target
+        return _npm_pack(target, version)
+
+
+def _npm_pack(target: Path, version: str) -> Path:
     if shutil.which("npm") is None:
         raise UserError(
             "npm not found: install Node.js, or pass --package with an unpacked "

@@ -15,6 +15,15 @@ REAL_SAMPLE = Path(
 )
 
 
+def pytest_collection_modifyitems(items):
+    """Groups for ``make test``'s two workers (pytest-xdist, ``--dist loadgroup``): a module's
+    tests stay together (its fixtures are built once), and every test of the costly
+    ``htj7_export`` fixture (an export to every artifact, minutes) shares one worker."""
+    for item in items:
+        group = "htj7" if "htj7_export" in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def egohands_tree(tmp_path_factory) -> tuple[Path, dict]:
     """Three videos x 8 real JPEG frames, polygons.mat + metadata.mat, with edge cases."""
