@@ -197,19 +197,18 @@ def write_metadata(
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
 
-    def outputs(model: Path) -> list[str]:
-        interpreter = Interpreter(model_path=str(model))
-        details = interpreter.get_signature_runner().get_output_details()
-        by_index = {v["index"]: k for k, v in details.items()}
-        return [by_index[d["index"]] for d in interpreter.get_output_details()]
-
+    # the outputs' names in tensor order: the network's, which metadata leaves as it is
+    interpreter = Interpreter(model_path=str(path))
+    details = interpreter.get_signature_runner().get_output_details()
+    by_index = {v["index"]: k for k, v in details.items()}
+    order = [by_index[d["index"]] for d in interpreter.get_output_details()]
+    del interpreter
     request = {"mean": [mean], "std": [std], "labels": list(labels)}
     names = TASKS_OUTPUTS
     if anchors is not None:
         names = RAW_OUTPUTS
-        first = outputs(path)[0]
-        order = "SCORE_LOCATION" if first == "scores" else "LOCATION_SCORE"
-        request.update(anchors=str(Path(anchors).resolve()), scales_xywh=scales_xywh, order=order)
+        first = "SCORE_LOCATION" if order[0] == "scores" else "LOCATION_SCORE"
+        request.update(anchors=str(Path(anchors).resolve()), scales_xywh=scales_xywh, order=first)
     try:
         with Worker() as worker:
             reply = worker.call("metadata", model=str(path.resolve()), out=str(tmp.resolve()),
@@ -217,9 +216,9 @@ def write_metadata(
         meta = json.loads(reply["json"])
         (graph,) = meta["subgraph_metadata"]
         named = [names.get(t["name"]) for t in graph["output_tensor_metadata"]]
-        if named != outputs(tmp):
+        if named != order:
             raise UserError(
-                f"{path}: MediaPipe's writer paired the outputs {named} with {outputs(tmp)}; "
+                f"{path}: MediaPipe's writer paired the outputs {named} with {order}; "
                 "this file's outputs are not in the order the writer assumes"
             )
         os.replace(tmp, path)

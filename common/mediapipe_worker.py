@@ -6,7 +6,7 @@ replies on stdout: one JSON line each.
      "video": false}  ->  {"hands": [{"keypoints": [[x, y, z] x 21 pixels], "label", "score"}]}
     {"op": "objects", "shape": [h, w, 3], "model": path, "video": false, "timestamp_ms": 0,
      "score_threshold": 0.0, "max_results": -1}
-        ->  {"objects": [{"box": [x0, y0, x1, y1] pixels, "score", "index", "label"}],
+        ->  {"objects": [{"box": [x0, y0, x1, y1] pixels, "score", "label"}],
              "ms": detect()'s time in this process}
         (MediaPipe Tasks' ObjectDetector: the model needs TFLite metadata)
     {"op": "metadata", "shape": [0], "model": path, "out": path, "labels": [...],
@@ -91,7 +91,6 @@ def objects(image: np.ndarray, request: dict) -> dict:
             {
                 "box": [b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height],
                 "score": best.score,
-                "index": best.index,
                 "label": best.category_name,
             }
         )

@@ -489,7 +489,7 @@ def add_metadata(folder: str | Path) -> ModelCard:
     """Metadata into an exported folder's TFLite files (each replaced atomically) and the
     parity rows of the backends that run those files, file sizes and runtimes into its card:
     what a re-export adds, for a folder exported before the metadata existed (parity on as
-    many images as the card's)."""
+    many images as the card's; the other rows are kept, the networks being unchanged)."""
     folder = Path(folder)
     card = ModelCard.load(folder)
     parity_images = card.parity.get("images", 20)
@@ -500,8 +500,12 @@ def add_metadata(folder: str | Path) -> ModelCard:
     if notes := write_tasks_metadata(folder, card.labels, card.litert):
         raise UserError(notes[0])
     notes = [n for n in card.notes if "MediaPipe" not in n]
-    rerun = ("tflite", "mediapipe", "litertjs")  # the backends of the files it rewrites
-    backends = [b for b in parity_backends(folder, notes) if b.startswith(rerun)]
+    # the rows metadata changes (MediaPipe's) and any the card lacks; the networks are the same
+    backends = [
+        b
+        for b in parity_backends(folder, notes)
+        if b.startswith("mediapipe") or b not in card.parity
+    ]
     rows = parity(folder, card, held_out_images(proto, parity_images), backends)
     card.parity = {**card.parity, **{b: rows[b] for b in backends}}
     card.notes = notes
