@@ -6,6 +6,7 @@ maps, the shipped model's path. Submodules: ``detections`` (the one interchange 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -39,6 +40,19 @@ def fail(message: str) -> int:
     return 2
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_DISK_FULL_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def disk_full(e: BaseException) -> str | None:
+    """Why ``e`` means the disk, a quota or the file-size limit (``ulimit -f``) is full: from an
+    OSError's errno or a TensorFlow error's text (its file system raises no OSError); None for
+    any other error."""
+    if isinstance(e, OSError) and e.errno in _DISK_FULL:
+        return e.strerror or os.strerror(e.errno)
+    return next((t for t in _DISK_FULL_TEXT if t in str(e)), None)
+
+
 @contextlib.contextmanager
 def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces ``out`` only when the block succeeds.
@@ -69,6 +83,11 @@ def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
         tmp.rename(out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except Exception as e:
+        if (why := disk_full(e)) is None:
+            raise
+        kept = " (the one there before is kept)" if out.exists() else ""
+        raise UserError(f"cannot write {out}: {why}; nothing was written{kept}") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

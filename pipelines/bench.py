@@ -5,11 +5,16 @@ reaches >= 95% of the in-memory rate.
 
     python -m pipelines.bench [--sample ../shared/data/egohands-4videos] [--steps 20]
     python -m pipelines.bench --replicas [--rounds 3]    # tf.distribute's overhead
+    python -m pipelines.bench --memory [--batches 2,8,16]  # peak memory against the batch
 
 ``--replicas``: SSD at global batch 8 on one device and under MirroredStrategy over 2 logical
 CPU devices (4 + 4), each in its own process, interleaved over ``--rounds`` (ABAB); steps per
 second, median and spread. On one CPU the two replicas share the same cores: the figure is the
 strategy's overhead, not a speed-up (that needs devices of their own).
+
+``--memory``: the peak resident memory of ``pipelines.train`` (3 steps, its own process) at each
+batch size, and the line through them (GB = base + per image x batch) that
+``pipeline_config.memory_estimate`` uses (the constants there come from this table).
 
 Data: the real EgoHands sample (boxes) for SSD; the same real frames with elliptical polygons
 inscribed in their boxes (as prep.bench does) for Mask R-CNN, which needs masks. Models train
@@ -121,6 +126,40 @@ def replicas_table(sample: Path, steps: int, rounds: int) -> None:
     print(f"2 replicas / 1 replica, steps per second: {ratio:.2f}")
 
 
+def memory_table(sample: Path, models: list[str], batches: list[int]) -> None:
+    """Peak RSS of a 3-step training process per model and batch (from scratch: the same
+    memory as a fine-tune), and the fitted line."""
+    import numpy as np
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "boxes"
+        prepare(Source(sample), data)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        print(f"\npeak memory of pipelines.train, 3 steps, {os.cpu_count()} core(s)")
+        print("| model | input | batch | peak GB |")
+        print("|---|---|---|---|")
+        for model in models:
+            peaks = []
+            for batch in tqdm(batches, desc=f"memory {model}", leave=False):
+                proto = cfg.configure(model, data, batch_size=batch, steps=3, from_scratch=True)
+                pipeline = Path(tmp) / f"{model}{batch}.config"
+                cfg.save(proto, pipeline)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "pipelines.train", "--pipeline", str(pipeline),
+                     "--model-dir", str(Path(tmp) / f"m{model}{batch}"), "--checkpoint-every",
+                     "1000"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                _, status, usage = os.wait4(proc.pid, 0)
+                if status != 0:
+                    raise SystemExit(f"training {model} at batch {batch} failed ({status})")
+                peaks.append(usage.ru_maxrss / 2**20)  # KiB -> GiB
+                h, w = cfg.input_size(proto)
+                print(f"| {model} | {h}x{w} | {batch} | {peaks[-1]:.2f} |")
+            per_image, base = np.polyfit(batches, peaks, 1)
+            print(f"{model}: GB = {base:.2f} + {per_image:.3f} x batch (at {h}x{w})")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="ssd,mask_rcnn")
     p.add_argument("--replicas", action="store_true", help="1 vs 2 replicas table instead")
     p.add_argument("--rounds", type=int, default=3, help="--replicas: interleaved rounds")
+    p.add_argument("--memory", action="store_true", help="peak memory against the batch instead")
+    p.add_argument("--batches", default="2,8,16", help="--memory: batch sizes")
     p.add_argument("--replica-run", type=int, help=argparse.SUPPRESS)  # one process of --replicas
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -143,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.replicas:
         replicas_table(args.sample, args.steps, args.rounds)
+        return 0
+    if args.memory:  # SSD (Mask R-CNN would need masks, and is a recipe here)
+        memory_table(args.sample, ["ssd"], [int(b) for b in args.batches.split(",")])
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

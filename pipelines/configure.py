@@ -73,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             input_size=args.input_size,
         )
         config.check(proto, source=str(args.out), need_eval=True)
-        if warning := config.batch_warning(proto, args.data):
-            print(f"warning: {warning}", file=sys.stderr)
+        for warning in (
+            config.batch_warning(proto, args.data),
+            config.memory_warning(proto, config.available_memory_gb()),
+        ):
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
         config.save(proto, args.out)
     except UserError as e:
         return fail(str(e))

@@ -18,7 +18,10 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from common import UserError
@@ -59,6 +62,12 @@ def parse_tf_config(text: str | None) -> Cluster | None:
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
         raise UserError('TF_CONFIG needs a "task" object: {"type": "worker", "index": N}')
     kind, index = task["type"], task["index"]
+    if kind == "evaluator":
+        raise UserError(
+            "TF_CONFIG task type 'evaluator' does not train: run the side-car "
+            "`python -m pipelines.evaluate --model-dir DIR --follow` there (as "
+            "pipelines/cluster/tfjob.yaml does)"
+        )
     if kind not in cluster:
         raise UserError(f"TF_CONFIG task type {kind!r} is not in its cluster ({sorted(cluster)})")
     for name, hosts in cluster.items():
@@ -132,8 +141,57 @@ def wait_for_workers(cluster: Cluster, timeout_s: float = CONNECT_TIMEOUT_S) -> 
         listener.close()
 
 
+_WATCHDOG = """
+import os, select, signal, sys
+pid, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], seconds)[0]:  # no word (or EOF) from the parent
+    sys.stderr.write("error: " + message + "\\n")
+    sys.stderr.flush()
+    os.kill(pid, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float, message: str) -> Iterator[None]:
+    """End this process with ``error: message`` (killed: exit 137) if the block is still running
+    after ``seconds``. TensorFlow's cluster waits run in C++, deaf to Python's timeouts and
+    signals, so the clock runs in a separate little process, which exits with us."""
+    dog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), message],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        dog.stdin.close()  # EOF: the block is over
+        dog.wait()
+
+
 def _first(e: Exception) -> str:
     return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+
+
+def _bound_registration(timeout_s: float) -> None:
+    """The coordination service MultiWorkerMirroredStrategy starts, configured as it would
+    configure it, but with the workers' registration bounded by ``timeout_s`` (its default is
+    an hour)."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.distribute.cluster_resolver import TFConfigClusterResolver
+    from tensorflow.python.eager import context
+
+    spec = multi_worker_util.normalize_cluster_spec(TFConfigClusterResolver().cluster_spec())
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in spec.jobs
+    ]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=int(timeout_s * 1000),
+    )
 
 
 def make_strategy(
@@ -167,14 +225,18 @@ def make_strategy(
         options = tf.distribute.experimental.CommunicationOptions(
             timeout_seconds=max(connect_timeout_s, 600.0)  # a collective stuck this long fails
         )
-        try:
-            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        late = (
+            f"the workers did not all join within {connect_timeout_s:.0f} s ({cluster.workers}): "
+            "start every worker with the same TF_CONFIG cluster (its own task index), check "
+            "hosts, ports and firewalls (is a worker's port another program's?), or raise "
+            "--connect-timeout"
+        )
+        _bound_registration(connect_timeout_s)
+        try:  # TensorFlow's own deadline first; the watchdog if that wait does not end either
+            with watchdog(connect_timeout_s + 20.0, late):
+                strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as e:
-            raise UserError(
-                f"the workers did not all join within {connect_timeout_s:.0f} s ({cluster.workers}"
-                "): start every worker with the same TF_CONFIG cluster (its own task index), "
-                f"check hosts, ports and firewalls, or raise --connect-timeout ({_first(e)})"
-            ) from None
+            raise UserError(f"{late} ({_first(e)})") from None
         return strategy, cluster
     if cpu_replicas > 1:
         cpus = tf.config.list_physical_devices("CPU")

@@ -165,7 +165,7 @@ def configure(
         if steps < 1:
             raise UserError("--steps must be at least 1")
         train.num_steps = steps
-    schedule = _cosine(proto)
+    schedule = cosine_schedule(proto)
     if schedule is not None:
         schedule.total_steps = train.num_steps
         schedule.warmup_steps = min(schedule.warmup_steps, max(0, train.num_steps // 10))
@@ -187,6 +187,50 @@ def configure(
     return proto
 
 
+# Peak memory of SSD training on CPU, GB = base + per image x batch at 320x320 (per image in
+# proportion to the input's pixels): `python -m pipelines.bench --memory` on this machine.
+MEMORY_SSD_320 = (1.8, 0.19)
+
+
+def memory_estimate(proto: Pipeline, batch: int | None = None) -> float | None:
+    """Peak GB training ``proto`` is expected to take in one process holding ``batch`` images
+    (default: the config's batch); SSD only, None for another architecture."""
+    if meta_arch(proto) != "ssd":
+        return None
+    h, w = input_size(proto)
+    base, per_image = MEMORY_SSD_320
+    batch = proto.train_config.batch_size if batch is None else batch
+    return base + per_image * batch * (h * w) / (320 * 320)
+
+
+def available_memory_gb() -> float | None:
+    """MemAvailable from /proc/meminfo (None where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_warning(
+    proto: Pipeline, available_gb: float | None, batch: int | None = None
+) -> str | None:
+    """A warning when training ``proto`` (``batch`` images in this process) is expected to need
+    more memory than is free."""
+    batch = proto.train_config.batch_size if batch is None else batch
+    need = memory_estimate(proto, batch)
+    if need is None or available_gb is None or need <= available_gb:
+        return None
+    fits = max(1, int((available_gb - MEMORY_SSD_320[0]) / (need - MEMORY_SSD_320[0]) * batch))
+    return (
+        f"batch {batch} at {'x'.join(map(str, input_size(proto)))} needs about {need:.1f} GB "
+        f"(measured: python -m pipelines.bench --memory), {available_gb:.1f} GB is free: it "
+        f"will likely be killed for memory; --batch-size {fits} fits"
+    )
+
+
 def batch_warning(proto: Pipeline, data: Path) -> str | None:
     """A warning when the batch is larger than the dataset folder's training frames (each
     step then repeats frames, and memory grows with the batch, not with the data)."""
@@ -196,11 +240,13 @@ def batch_warning(proto: Pipeline, data: Path) -> str | None:
     if any(c is None for c in counts):
         return None
     frames, batch = sum(counts), proto.train_config.batch_size
+    need = memory_estimate(proto)
+    cost = f" (about {need:.0f} GB at this one)" if need else ""
     if batch > frames:
         return (
             f"batch {batch} is larger than the {frames} training frame(s): every step repeats "
-            "frames, and memory grows with the batch (about 0.1 GB an image at 320 on CPU); "
-            f"--batch-size {max(1, min(frames, 8))} is plenty"
+            f"frames, and memory grows with the batch{cost}; --batch-size "
+            f"{max(1, min(frames, 8))} is plenty"
         )
     return None
 
@@ -277,7 +323,8 @@ def make_from_scratch(proto: Pipeline) -> None:
         proto.model.faster_rcnn.feature_extractor.batch_norm_trainable = True
 
 
-def _cosine(proto: Pipeline):
+def cosine_schedule(proto: Pipeline):
+    """The cosine-decay learning-rate message of the optimizer (None for another schedule)."""
     opt = proto.train_config.optimizer
     which = opt.WhichOneof("optimizer")
     if which is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import re
 import shutil
 import signal
 import sys
@@ -35,6 +36,7 @@ from common import (
     Stopped,
     UserError,
     atomic_write_json,
+    disk_full,
     exit_code,
     fail,
     on_stop_signals,
@@ -188,6 +190,9 @@ class Trainer:
                 f"multiple of the {replicas} replicas"
             )
         self.notes = []
+        here = self.train_config.batch_size // (len(cluster.workers) if cluster else 1)
+        if warning := cfg.memory_warning(proto, cfg.available_memory_gb(), here):
+            print(f"warning: {warning}", file=sys.stderr)  # before minutes of building
         self.shard_by_file = self._shard_by_file(configs["train_input_config"])
         seed = options.seed
         if cluster is not None:
@@ -249,8 +254,9 @@ class Trainer:
         strategy = self.strategy
 
         def replica_step(features, labels):
+            filtered = tc.update_trainable_variables or tc.freeze_variables
             losses = model_lib_v2.eager_train_step(
-                self.model,
+                _Trainable(self.model, tc) if filtered else self.model,
                 features,
                 labels,
                 tc.unpad_groundtruth_tensors,
@@ -326,6 +332,27 @@ class Trainer:
             )
         return int(self.global_step.numpy())
 
+    def save(self, step: int) -> None:
+        """Checkpoint ``ckpt-<step>``. A disk (or quota, or ``ulimit -f``) that fills up midway
+        is one error: the partial files are removed and the checkpoint list still names only
+        complete ones, so the same command resumes from the last of them."""
+        try:
+            self.manager.save(checkpoint_number=step)
+        except Exception as e:
+            if (why := disk_full(e)) is None:
+                raise
+            for partial in self.save_dir.glob(f"ckpt-{step}[._]*"):
+                if partial.is_dir():
+                    shutil.rmtree(partial, ignore_errors=True)
+                else:
+                    partial.unlink(missing_ok=True)
+            last = tf.train.latest_checkpoint(str(self.save_dir))
+            resume = f"the last complete one, {last}, is kept" if last else "none was kept"
+            raise UserError(
+                f"cannot write checkpoint ckpt-{step} in {self.save_dir}: {why}; {resume}: "
+                "free some space and run the same command to resume"
+            ) from None
+
     def run(self, summary_every: int = 10) -> dict:
         """Train to ``total_steps``; checkpoint every ``options.checkpoint_every`` steps, at the
         end and on Ctrl-C."""
@@ -383,11 +410,11 @@ class Trainer:
                         tf.summary.scalar("learning_rate", float(self.learning_rate()), step=step)
                         bar.set_postfix(loss=f"{values['Loss/total_loss']:.3f}")
                     if step % checkpoint_every == 0:
-                        self.manager.save(checkpoint_number=step)
+                        self.save(step)
             if interrupted.is_set():
                 raise Stopped(stop_signal[0])
         except KeyboardInterrupt:
-            self.manager.save(checkpoint_number=int(self.global_step.numpy()))
+            self.save(int(self.global_step.numpy()))
             bar.close()
             raise
         finally:
@@ -395,7 +422,7 @@ class Trainer:
             bar.close()
             writer.flush()
         if self.manager.latest_checkpoint != str(self.save_dir / f"ckpt-{step}"):
-            self.manager.save(checkpoint_number=step)
+            self.save(step)
         if not self.is_chief:
             shutil.rmtree(self.save_dir, ignore_errors=True)
         elapsed = time.perf_counter() - t0
@@ -415,6 +442,34 @@ class Trainer:
         if self.is_chief:
             atomic_write_json(self.model_dir / "train_result.json", result)
         return result
+
+
+class _Trainable:
+    """The model as the OD API's train step sees it, with the variables it updates filtered by
+    ``train_config.update_trainable_variables`` (kept: a name matching one) and
+    ``freeze_variables`` (left: a name matching one), regular expressions searched in the
+    variable names as the OD API's TF1 loop did (its TF2 loop ignores both fields)."""
+
+    def __init__(self, model, train_config):
+        self._model = model
+        self._keep = list(train_config.update_trainable_variables)
+        self._freeze = list(train_config.freeze_variables)
+
+    @property
+    def trainable_variables(self):  # read after the forward pass has built the model
+        variables = self._model.trainable_variables
+        if self._keep:
+            variables = [v for v in variables if any(re.search(k, v.name) for k in self._keep)]
+        variables = [v for v in variables if not any(re.search(f, v.name) for f in self._freeze)]
+        if not variables:
+            raise UserError(
+                f"update_trainable_variables {self._keep} / freeze_variables {self._freeze} "
+                "leave no variable to train"
+            )
+        return variables
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
 
 
 class _BatchOnly:

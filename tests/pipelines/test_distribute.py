@@ -125,17 +125,25 @@ def test_two_workers_train_together_and_resume_from_the_chiefs_checkpoint(
 ):
     """Two local processes, TF_CONFIG on localhost ports, MultiWorkerMirroredStrategy: 3 steps,
     then the same command with --steps 5 resumes both from the chief's ckpt-3. Only the chief
-    writes into --model-dir; each reports the same losses."""
-    ports = free_ports(2)
-    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    writes into --model-dir; each reports the same losses. The first run's cluster is two
+    workers, the second's a chief and a worker; both list an evaluator (as Kubeflow's TFJob
+    does), which the workers do not wait for."""
+    ports = free_ports(3)
+    evaluator = {"evaluator": [f"localhost:{ports[2]}"]}  # nobody there: the side-car's place
+    clusters = [
+        ({"worker": [f"localhost:{p}" for p in ports[:2]], **evaluator}, "worker"),
+        ({"chief": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"], **evaluator},
+         "chief"),
+    ]  # fmt: skip
     model_dir = tmp_path / "run"
     outputs = []
-    for steps in ("3", "5"):
+    for steps, (cluster, chief) in zip(("3", "5"), clusters, strict=True):
         args = ["--pipeline", str(same_frame_config), "--model-dir", str(model_dir),
                 "--seed", "0", "--num-workers", "2", "--steps", steps,
                 "--checkpoint-every", "2"]  # fmt: skip
-        worker = run_train(*args, tf_config=task(cluster, 1), wait=False)
-        rc, out, err = run_train(*args, tf_config=task(cluster, 0))
+        other = 1 if chief == "worker" else 0
+        worker = run_train(*args, tf_config=task(cluster, other), wait=False)
+        rc, out, err = run_train(*args, tf_config=task(cluster, 0, chief))
         w_out, w_err = worker.communicate(timeout=300)
         assert rc == 0 and worker.returncode == 0, (err[-1500:], w_err[-1500:])
         outputs.append((out, w_out))

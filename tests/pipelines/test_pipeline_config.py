@@ -24,7 +24,7 @@ def test_templates_parse_and_configure_for_a_dataset(model, prepared):
     assert proto.train_input_reader.tf_record_input_reader.input_path == [
         str(data / "train.record-?????-of-?????")
     ]
-    lr = cfg._cosine(proto)
+    lr = cfg.cosine_schedule(proto)
     assert lr.total_steps == 50 and lr.warmup_steps <= 5
     assert proto.train_config.fine_tune_checkpoint_type == "detection"
     if model == "mask_rcnn":

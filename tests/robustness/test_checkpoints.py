@@ -70,3 +70,62 @@ def test_damaged_checkpoint_is_one_error_everywhere(run_dir, tmp_path, how):
         if extra:
             assert line.endswith(f"resume from {run_dir / 'ckpt-1'}")
     assert not (tmp_path / "e").exists()
+
+
+def small_disk(limit: int):
+    """``ulimit -f`` in the child (SIGXFSZ ignored, as a shell leaves it): a stand-in for a
+    full disk that needs no mount."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_fails_train_export_and_prep_cleanly(
+    run_dir, egohands_tree, tmp_path
+):
+    """Issue 22, case 6 (checkpoints, export, prep), files limited to 2 MB (a checkpoint is
+    ~20 MB). Before: train's traceback left a partial ckpt-3; export and prep ended in a
+    traceback. Now: one error each; the last complete checkpoint is kept, and named by the
+    checkpoint list, so the same command resumes; nothing half-written under export's or prep's
+    output (an earlier prep output is kept as it was)."""
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name.startswith("ckpt-")}
+    before["checkpoint"] = (run_dir / "checkpoint").read_text()
+    prep_out = tmp_path / "data"
+    prep_out.mkdir()
+    (prep_out / "summary.json").write_text("{}")  # an earlier output of prep: replaceable
+    calls = (
+        ["pipelines.train", "--pipeline", str(run_dir / "pipeline.config"), "--model-dir",
+         str(run_dir)],
+        ["pipelines.export", "--checkpoint-dir", str(SHIPPED / "checkpoint"), "--pipeline",
+         str(SHIPPED / "pipeline.config"), "--out", str(tmp_path / "e")],
+        ["prep.egohands", "--source", str(egohands_tree[0]), "--out", str(prep_out)],
+    )  # fmt: skip
+
+    def limited(args):
+        return subprocess.run(
+            [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT,
+            timeout=600, preexec_fn=small_disk(2 << 20),
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(limited, calls))
+    errors = []
+    for args, result in zip(calls, results, strict=True):
+        assert result.returncode == 2, (args[0], result.stderr[-1500:])
+        assert "Traceback" not in result.stderr, (args[0], result.stderr[-1500:])
+        (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+        assert line.startswith("error: cannot write") and "File too large" in line, line
+        errors.append(line)
+    train_error = errors[0]
+    assert f"the last complete one, {run_dir / 'ckpt-2'}, is kept" in train_error
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name.startswith("ckpt-")}
+    after["checkpoint"] = (run_dir / "checkpoint").read_text()
+    assert after == before  # no partial ckpt-3, the list unchanged
+    assert not (tmp_path / "e").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]  # no temporary folders
+    assert [p.name for p in prep_out.iterdir()] == ["summary.json"]
