@@ -189,7 +189,7 @@ def configure(
 
 # Peak memory of SSD training on CPU, GB = base + per image x batch at 320x320 (per image in
 # proportion to the input's pixels): `python -m pipelines.bench --memory` on this machine.
-MEMORY_SSD_320 = (1.8, 0.19)
+MEMORY_SSD_320 = (1.89, 0.155)
 
 
 def memory_estimate(proto: Pipeline, batch: int | None = None) -> float | None:
