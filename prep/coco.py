@@ -18,8 +18,9 @@ from pycocotools import mask as mask_utils
 
 from common import UserError, atomic_write_bytes, fail, read_label_map
 from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
+from prep.labelled import add_import_parser, build_import, classes_of
 from prep.sources import Source
-from prep.split import add_split_by, choose_split
+from prep.split import choose_split
 
 
 def to_coco(data: Path, split: str) -> dict:
@@ -61,6 +62,34 @@ def to_coco(data: Path, split: str) -> dict:
 def export_coco(data: Path, split: str, out: Path) -> dict:
     coco = to_coco(data, split)
     atomic_write_bytes(Path(out), json.dumps(coco).encode())
+    return coco
+
+
+def coco_instances(images: list, classes: list[str], description: str = "") -> dict:
+    """COCO instances of ``prep.labelled.LabelledImage``s: each image with its ``split``, each
+    box with its ``score`` when a model drew it (pre-annotations)."""
+    names = classes_of(images, classes)
+    ids = {n: i for i, n in enumerate(names, 1)}
+    coco = {
+        "info": {"description": description},
+        "licenses": [],
+        "categories": [{"id": ids[n], "name": n, "supercategory": "hand"} for n in names],
+        "images": [],
+        "annotations": [],
+    }
+    for image_id, im in enumerate(images, 1):
+        coco["images"].append(
+            {"id": image_id, "file_name": im.file_name, "width": im.width, "height": im.height,
+             **({"split": im.split} if im.split else {})}
+        )  # fmt: skip
+        for b in im.boxes:
+            x0, y0, x1, y1 = (round(float(v), 2) for v in b.xyxy)
+            coco["annotations"].append(
+                {"id": len(coco["annotations"]) + 1, "image_id": image_id,
+                 "category_id": ids[b.label], "bbox": [x0, y0, round(x1 - x0, 2),
+                 round(y1 - y0, 2)], "area": round((x1 - x0) * (y1 - y0), 2), "iscrowd": 0,
+                 **({"score": round(float(b.score), 4)} if b.score is not None else {})}
+            )  # fmt: skip
     return coco
 
 
@@ -145,33 +174,54 @@ def plan_coco(
     (train/valid/test), "frame" splits at random (seeded), "auto" is "source" when the file
     gives a split. ``images`` defaults to the ``images/`` folder beside the JSON."""
     json_path = Path(json_path)
-    images = Path(images) if images is not None else json_path.parent / "images"
     classes, items, orphans = read_coco(json_path)
+    skipped = {"unknown_image": orphans} if orphans else {}
+    warnings = [f"{orphans} annotation(s) name an image_id that is not in images; skipped"]
+    return plan_items(
+        json_path, images, classes, items, tool="prep.coco", split_by=split_by, ratios=ratios,
+        seed=seed, skipped=skipped, warnings=warnings if orphans else [],
+    )  # fmt: skip
+
+
+def plan_items(
+    path: Path,
+    images: Path | None,
+    classes: list[str],
+    items: list[tuple],
+    *,
+    tool: str,
+    split_by: str = "auto",
+    ratios=(0.8, 0.1, 0.1),
+    seed: int = 0,
+    skipped: dict | None = None,
+    warnings: list[str] | None = None,
+) -> Plan:
+    """The plan of a labelling tool's file (COCO, CVAT, Label Studio) read as ``items``:
+    ``(file_name, objects, split, size)`` per image (``split``: the file's own, or "").
+    ``images`` defaults to the ``images/`` folder beside ``path``."""
+    images = Path(images) if images is not None else Path(path).parent / "images"
     if not items:
-        raise UserError(f"{json_path}: lists no images; the source is empty")
+        raise UserError(f"{path}: lists no images; the source is empty")
     source = Source(images)
     known = set(source.members)
     tasks, published, used = [], {}, set()
     for name, objects, split, size in items:
         if name not in known:
-            raise UserError(f"{json_path}: image {name} not found in {images}")
+            raise UserError(f"{path}: image {name} not found in {images}")
         task = FrameTask(unique_key(name, used), name, "", objects, size)
         tasks.append(task)
         published[task.key] = split
-    warnings = []
-    if orphans:
-        warnings.append(f"{orphans} annotation(s) name an image_id that is not in images; skipped")
     keys = [t.key for t in tasks]
-    split_of, split_by = choose_split(keys, published, split_by, ratios, seed, str(json_path))
+    split_of, split_by = choose_split(keys, published, split_by, ratios, seed, str(path))
     sort_tasks(tasks, split_of)
     masks = bool(tasks) and all(o.polygons for t in tasks for o in t.objects)
     meta = {
-        "tool": "prep.coco",
-        "source": json_path.name,
+        "tool": tool,
+        "source": Path(path).name,
         "split_by": split_by,
         **({"seed": seed, "ratios": list(ratios)} if split_by == "frame" else {}),
-        "skipped_annotations": {"unknown_image": orphans} if orphans else {},
-        "warnings": warnings,
+        "skipped_annotations": skipped or {},
+        "warnings": warnings or [],
     }
     return Plan(source, tasks, split_of, classes, masks, meta)
 
@@ -191,13 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--split", choices=SPLITS, required=True)
     e.add_argument("--out", type=Path, required=True)
-    i = sub.add_parser("import", help="COCO JSON + images -> dataset folder")
-    i.add_argument("--json", type=Path, required=True)
-    i.add_argument("--images", type=Path, help="image folder (default: images/ beside the JSON)")
-    i.add_argument("--out", type=Path, required=True)
-    add_split_by(i, "each image's own split field")
-    i.add_argument("--seed", type=int, default=0)
-    i.add_argument("--workers", type=int, default=2)
+    add_import_parser(sub, "--json", "COCO JSON", "each image's own split field")
     args = p.parse_args(argv)
     try:
         if args.cmd == "export":
@@ -207,15 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(coco['annotations'])} annotations"
             )
         else:
-            s = import_coco(
-                args.json,
-                args.images,
-                args.out,
-                split_by=args.split_by,
-                seed=args.seed,
-                workers=args.workers,
-            )
-            print(f"wrote {args.out}: {s['totals']['frames']} frames, {s['totals']['boxes']} boxes")
+            plan = plan_coco(args.json, args.images, split_by=args.split_by, seed=args.seed)
+            build_import(plan, args.out, args.workers)
     except UserError as e:
         return fail(str(e))
     return 0

@@ -24,6 +24,11 @@ def phash(data: bytes) -> np.uint64 | None:
         image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
         return None
+    return phash_gray(image)
+
+
+def phash_gray(image: np.ndarray) -> np.uint64:
+    """The hash of grey pixels (``H x W``, uint8), e.g. a video frame's."""
     small = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
     low = cv2.dct(small)[:8, :8].reshape(-1)
     bits = low > np.median(low[1:])  # the DC term is the mean brightness: left out of the median

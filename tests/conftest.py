@@ -221,3 +221,29 @@ def mix_slice(real_sample, webcam_root, tmp_path_factory) -> tuple[Path, dict]:
         workers=0,
     )
     return tmp / "mix", summary
+
+
+@pytest.fixture(scope="session")
+def my_frames(webcam_root, tmp_path_factory) -> Path:
+    """The README's "Train on your own hands" chain on 12 real webcam photos: pre-annotated
+    by the shipped model (10 train, 2 held out), "corrected" to the set's true boxes as a
+    Label Studio export, imported by prep.labelstudio: a user's dataset folder."""
+    import json
+    import shutil
+
+    from detect.preannotate import PreannotateOptions, preannotate
+    from prep.labelstudio import annotate_from_coco, plan_labelstudio
+
+    truth = webcam_root / "subhih-webcam" / "annotations.json"
+    coco = json.loads(truth.read_text())
+    root = tmp_path_factory.mktemp("my_frames")
+    (root / "photos").mkdir()
+    for im in [im for im in coco["images"] if im["split"] == "train"][5::101][:12]:
+        shutil.copy(webcam_root / "subhih-webcam" / "images" / im["file_name"], root / "photos")
+    preannotate(PreannotateOptions(source=str(root / "photos"), out=str(root / "labels")))
+    done = annotate_from_coco(root / "labels" / "labelstudio.json", truth)
+    (root / "export.json").write_text(json.dumps(done))
+    plan_labelstudio(root / "export.json", root / "labels" / "images").build(
+        root / "data", workers=0
+    )
+    return root / "data"

@@ -1,0 +1,232 @@
+"""Pre-annotations: a video or an image folder, sampled, with the model's boxes, as imports for
+labelling tools, so a person corrects boxes instead of drawing them all.
+
+    python -m detect.preannotate --source clip.mp4 --every 15 --out labels/clip
+    python -m detect.preannotate --source photos/ --out labels/photos
+    python -m detect.preannotate --source clip.mp4 --detections clip.jsonl --every 15 --out ...
+
+The folder gets ``images/`` (the sampled frames as JPEG, or the folder's own files) and, for
+every ``--formats`` entry: ``coco.json`` (COCO instances, each box's ``score``; CVAT, FiftyOne,
+Roboflow import it), ``cvat.xml`` (CVAT for images 1.1: upload the images as a task, then
+Actions > Upload annotations) and ``labelstudio.json`` (tasks with the boxes as ``predictions``)
+with ``labelstudio.xml`` (the labelling interface). Frames are kept every ``--every`` frames,
+or when they have changed (``--change``: perceptual-hash bits from the last frame kept); the
+last ``--held-out`` of them in time, one block, are held out (``eval``) in every format (COCO's
+``split``, CVAT's subset, Label Studio's ``data.split``), so near-identical neighbours do not
+end up on both sides. After correction, ``prep.coco``, ``prep.cvat`` or ``prep.labelstudio``
+imports the tool's export into a dataset folder, keeping that split; ``--detections``: boxes
+from an earlier ``detect ... --json`` run on the same source, no model run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from common import DEFAULT_MODEL, UserError, atomic_dir, fail
+from common.backends import ARTIFACTS
+from common.detections import Detections
+from common.options import add_options, from_args, option
+from detect.run import DetectOptions
+from detect.sources import FrameSource
+from prep.coco import coco_instances
+from prep.cvat import cvat_xml
+from prep.dedup import phash_gray
+from prep.labelled import Box, LabelledImage
+from prep.labelstudio import LOCAL_FILES, label_config, tasks
+
+FORMATS = ("coco", "cvat", "labelstudio")
+
+
+@dataclass(frozen=True)
+class PreannotateOptions:
+    source: str = option("", "video file or image folder", type=str)
+    out: str = option("", "folder to write (images/ and one file per format)", type=str)
+    model: str = option(str(DEFAULT_MODEL), "exported model folder (default: the shipped model)")
+    backend: str | None = option(
+        None, "artifact to run (default: as detect)", type=str, choices=sorted(ARTIFACTS)
+    )
+    score_threshold: float = option(0.5, "boxes below this score are left out")
+    every: int = option(1, "keep one frame in N")
+    change: int = option(
+        0, "keep a frame only when it differs from the last kept by this many pHash bits (0: off)"
+    )
+    max_frames: int = option(0, "read at most N frames of the source (0: all)")
+    held_out: float = option(0.2, "the last fraction of kept frames, held out (0: none)")
+    formats: str = option(",".join(FORMATS), "comma-separated: coco, cvat, labelstudio")
+    detections: str | None = option(
+        None, "boxes from detect --json on the same source, instead of running the model", type=str
+    )
+    url_prefix: str = option(
+        LOCAL_FILES + "images/",
+        "Label Studio: the image URL before each file name (default: its local-files URL, with "
+        "the output folder as LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)",
+    )
+
+    def check(self) -> list[str]:
+        """Every bad option as one error; returns the formats."""
+        if not self.source or not self.out:
+            raise UserError("--source and --out are required")
+        formats = [f.strip() for f in self.formats.split(",") if f.strip()]
+        if not formats or set(formats) - set(FORMATS):
+            raise UserError(f"--formats: one or more of {', '.join(FORMATS)}, got {self.formats}")
+        if self.every < 1 or self.change < 0 or self.max_frames < 0:
+            raise UserError("--every must be at least 1; --change and --max-frames 0 or more")
+        if not 0.0 <= self.held_out < 1.0:
+            raise UserError(f"--held-out must be from 0 to below 1, got {self.held_out}")
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise UserError(
+                f"--score-threshold must be between 0 and 1, got {self.score_threshold}"
+            )
+        if Path(self.source).is_file() and Path(self.source).suffix.lower() == ".json":
+            raise UserError(f"--source {self.source}: a video or an image folder, not JSON")
+        return formats
+
+
+def read_detections(path: str) -> dict[int, tuple[str, Detections]]:
+    """detect's JSON lines by frame index: ``{frame: (file, detections)}``."""
+    found, n = {}, 0
+    try:
+        with open(path) as f:
+            for line in f:
+                n += 1
+                row = json.loads(line)
+                found[int(row["frame"])] = (
+                    row.get("file", ""),
+                    Detections.from_json(row["detections"]),
+                )
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}, line {n}: not a line of detect --json ({e})") from None
+    return found
+
+
+def preannotate(options: PreannotateOptions) -> dict:
+    """Sample the source, detect (or read the detections), write the images and each format;
+    returns the report (frames read, kept, boxes, the files written)."""
+    formats = options.check()
+    source = FrameSource(options.source, max_frames=options.max_frames)
+    given = read_detections(options.detections) if options.detections else None
+    detector = None
+    if given is None:
+        opts = DetectOptions(
+            source=options.source, model=options.model, backend=options.backend,
+            score_threshold=options.score_threshold, track=False,
+        ).resolved()  # fmt: skip
+        detector = opts.detector_factory()()
+    out = Path(options.out)
+    images: list[LabelledImage] = []
+    last_hash, read = None, 0
+    try:
+        with atomic_dir(out) as tmp:
+            (tmp / "images").mkdir()
+            for frame in tqdm(source, total=len(source) or None, desc="preannotate", unit="frame"):
+                read += 1
+                if frame.index % options.every:
+                    continue
+                if options.change:
+                    h = phash_gray(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+                    if (
+                        last_hash is not None
+                        and int(np.bitwise_count(h ^ last_hash)) < options.change
+                    ):
+                        continue
+                    last_hash = h
+                if given is not None:
+                    file, det = given.get(frame.index, ("", Detections()))
+                    if file and frame.file and file != frame.file:
+                        raise UserError(
+                            f"{options.detections}: frame {frame.index} is {file}, the source's "
+                            f"is {frame.file}: not detections of this source"
+                        )
+                    det = det.above(options.score_threshold)
+                else:
+                    det = detector.detect(frame.rgb)
+                name = frame.file or f"{Path(options.source).stem}_{frame.index:06d}.jpg"
+                if frame.file:  # an image folder's own file, as it is
+                    shutil.copyfile(Path(options.source) / frame.file, tmp / "images" / name)
+                else:
+                    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
+                                            [cv2.IMWRITE_JPEG_QUALITY, 95])  # fmt: skip
+                    if not ok:
+                        raise UserError(f"cannot encode frame {frame.index}")
+                    (tmp / "images" / name).write_bytes(jpeg.tobytes())
+                h, w = frame.rgb.shape[:2]
+                boxes = [
+                    Box(label, tuple(float(v) for v in xyxy), float(score))
+                    for xyxy, score, label in zip(
+                        det.boxes, det.scores, det.class_names, strict=True
+                    )
+                ]
+                images.append(LabelledImage(name, w, h, boxes))
+            if not images:
+                raise UserError(f"{options.source}: no frame kept (of {read} read)")
+            held = round(len(images) * options.held_out)
+            for i, im in enumerate(images):
+                im.split = "eval" if i >= len(images) - held else "train"
+            classes = sorted({b.label for im in images for b in im.boxes}) or ["hand"]
+            written = write_formats(tmp, images, classes, formats, options)
+            (tmp / "summary.json").write_text(
+                json.dumps({"tool": "detect.preannotate", "frames": len(images)})
+            )
+    finally:
+        source.close()
+        if detector is not None and hasattr(detector, "close"):
+            detector.close()
+    return {
+        "read": read,
+        "kept": len(images),
+        "held_out": sum(im.split == "eval" for im in images),
+        "boxes": sum(len(im.boxes) for im in images),
+        "files": written,
+    }
+
+
+def write_formats(folder: Path, images, classes, formats, options) -> list[str]:
+    model = Path(options.model).name
+    files = []
+    if "coco" in formats:
+        coco = coco_instances(images, classes, f"pre-annotations by {model}")
+        (folder / "coco.json").write_text(json.dumps(coco))
+        files.append("coco.json")
+    if "cvat" in formats:
+        (folder / "cvat.xml").write_bytes(cvat_xml(images, classes, Path(options.out).name))
+        files.append("cvat.xml")
+    if "labelstudio" in formats:
+        found = tasks(images, model, options.url_prefix)
+        (folder / "labelstudio.json").write_text(json.dumps(found))
+        (folder / "labelstudio.xml").write_text(label_config(classes))
+        files += ["labelstudio.json", "labelstudio.xml"]
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m detect.preannotate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_options(p, PreannotateOptions)
+    args = p.parse_args(argv)
+    try:
+        report = preannotate(from_args(PreannotateOptions, args))
+    except UserError as e:
+        return fail(str(e))
+    print(
+        f"wrote {args.out}: {report['kept']} of {report['read']} frames ({report['held_out']} "
+        f"held out), {report['boxes']} boxes; {', '.join(report['files'])}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Label Studio's JSON: tasks with pre-annotations (``predictions``, written by
+detect.preannotate), and its JSON export (each task's ``annotations``) read back after correction
+into the dataset format.
+
+    python -m prep.labelstudio import --json export.json --images my/images --out data/mine
+    python -m prep.labelstudio from-coco --tasks labelstudio.json --coco labels.json --out e.json
+
+Rectangles (``rectanglelabels``; a rotated one becomes the box around it) and polygons
+(``polygonlabels``, as masks) are read, in percent of ``original_width``/``original_height``.
+A task's annotation is its last one not cancelled; tasks nobody annotated are skipped and
+counted. The image is found by the path in its URL (``/data/local-files/?d=...``, an upload's
+``/data/upload/N/1a2b3c4d-name.jpg``, or any URL's path), within ``--images``. A task's
+``data.split`` (written by detect.preannotate) is its split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+import numpy as np
+
+from common import UserError, atomic_write_bytes, fail
+from prep.coco import plan_items
+from prep.dataset import Plan, RawObject
+from prep.labelled import LabelledImage, add_import_parser, build_import
+from prep.sources import Source
+
+LOCAL_FILES = "/data/local-files/?d="  # Label Studio's URL for files under its document root
+
+
+def label_config(classes: list[str]) -> str:
+    """The labelling interface for boxes of these classes (Settings > Labeling Interface)."""
+    labels = "".join(f'    <Label value="{c}"/>\n' for c in classes)
+    return (
+        '<View>\n  <Image name="image" value="$image"/>\n'
+        f'  <RectangleLabels name="label" toName="image">\n{labels}  </RectangleLabels>\n'
+        "</View>\n"
+    )
+
+
+def tasks(images: list[LabelledImage], model: str, url_prefix: str = LOCAL_FILES + "images/"):
+    """Label Studio tasks, one per image, the boxes as the model's ``predictions``."""
+    out = []
+    for im in images:
+        result = []
+        for i, b in enumerate(im.boxes):
+            x0, y0, x1, y1 = b.xyxy
+            result.append({
+                "id": f"p{i}", "from_name": "label", "to_name": "image",
+                "type": "rectanglelabels", "original_width": im.width,
+                "original_height": im.height, "image_rotation": 0,
+                "value": {"x": 100 * x0 / im.width, "y": 100 * y0 / im.height,
+                          "width": 100 * (x1 - x0) / im.width,
+                          "height": 100 * (y1 - y0) / im.height, "rotation": 0,
+                          "rectanglelabels": [b.label]},
+                **({"score": b.score} if b.score is not None else {}),
+            })  # fmt: skip
+        scores = [b.score for b in im.boxes if b.score is not None]
+        out.append(
+            {
+                "data": {"image": url_prefix + im.file_name, "split": im.split},
+                "predictions": [
+                    {
+                        "model_version": model,
+                        "score": float(np.mean(scores)) if scores else 0.0,
+                        "result": result,
+                    }
+                ],
+            }
+        )
+    return out
+
+
+def _envelope(v: dict, w: float, h: float) -> tuple[float, float, float, float]:
+    """A (possibly rotated, about its top-left corner, clockwise) rectangle's bounding box."""
+    x, y = v["x"] * w / 100, v["y"] * h / 100
+    bw, bh = v["width"] * w / 100, v["height"] * h / 100
+    a = math.radians(float(v.get("rotation", 0) or 0))
+    xs, ys = [], []
+    for cx, cy in ((0, 0), (bw, 0), (bw, bh), (0, bh)):
+        xs.append(x + cx * math.cos(a) - cy * math.sin(a))
+        ys.append(y + cx * math.sin(a) + cy * math.cos(a))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def image_path(url: str, members: set[str]) -> str | None:
+    """The member of the images folder a task's image URL names (see the module's notes)."""
+    parsed = urlparse(url)
+    path = unquote(parse_qs(parsed.query).get("d", [parsed.path])[0])
+    parts = [p for p in path.split("/") if p]
+    for i in range(len(parts)):  # the longest tail of the path that is in the folder
+        name = "/".join(parts[i:])
+        if name in members:
+            return name
+    if parts and (m := re.fullmatch(r"[0-9a-f]{8}-(.+)", parts[-1])) and m[1] in members:
+        return m[1]  # an upload: Label Studio prefixes the file's name with 8 hex digits
+    return None
+
+
+def read_labelstudio(path: Path, images: Path) -> tuple[list[str], list[tuple], dict]:
+    """Class names, ``(file_name, objects, split, size)`` per annotated task, and the counts
+    of what was skipped."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a Label Studio JSON export ({e})") from None
+    if not isinstance(data, list) or not all(isinstance(t, dict) and "data" in t for t in data):
+        raise UserError(f"{path}: not a Label Studio JSON export (a list of tasks with 'data')")
+    members = set(Source(images).members)
+    items, skipped, seen = [], {"unannotated": 0, "other_shapes": 0}, {}
+    for task in data:
+        done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        if not done:
+            skipped["unannotated"] += 1
+            continue
+        url = str(task["data"].get("image", ""))
+        name = image_path(url, members)
+        if name is None:
+            raise UserError(f"{path}: task {task.get('id')}: image {url!r} not found in {images}")
+        if name in seen:
+            raise UserError(f"{path}: image {name} is in tasks {seen[name]} and {task.get('id')}")
+        seen[name] = task.get("id")
+        objects, size = [], None
+        try:
+            for r in done[-1].get("result", []):
+                kind, v = r.get("type"), r.get("value", {})
+                if kind not in ("rectanglelabels", "polygonlabels"):
+                    skipped["other_shapes"] += 1
+                    continue
+                w, h = float(r["original_width"]), float(r["original_height"])
+                size = (int(w), int(h))
+                label = v[kind][0]
+                if kind == "rectanglelabels":
+                    objects.append(RawObject(label, "", (), _envelope(v, w, h)))
+                else:
+                    poly = np.asarray(v["points"], np.float64).reshape(-1, 2) * [w / 100, h / 100]
+                    objects.append(RawObject(label, "", (poly,), None))
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise UserError(f"{path}: task {task.get('id')} has a malformed result ({e})") from None
+        items.append((name, objects, str(task["data"].get("split", "") or ""), size))
+    classes = sorted({o.label for _, objs, _, _ in items for o in objs})
+    return classes, items, {k: v for k, v in skipped.items() if v}
+
+
+def annotate_from_coco(tasks_path: Path, coco_path: Path) -> list[dict]:
+    """Label Studio's JSON export of pre-annotation tasks as a person would leave it after
+    replacing every task's boxes with a COCO file's for the same image (matched by file name):
+    labels made elsewhere, or the stand-in for the person in the README's measured case."""
+    try:
+        found = json.loads(Path(tasks_path).read_text())
+        coco = json.loads(Path(coco_path).read_text())
+        names = {im["id"]: (im["file_name"], im["width"], im["height"]) for im in coco["images"]}
+        cats = {c["id"]: c["name"] for c in coco["categories"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"cannot read {tasks_path} and {coco_path} ({e})") from None
+    boxes: dict[str, list] = {}
+    for a in coco.get("annotations", []):
+        boxes.setdefault(names[a["image_id"]][0], []).append((cats[a["category_id"]], a["bbox"]))
+    sizes = {n: (w, h) for n, w, h in names.values()}
+    for i, task in enumerate(found, 1):
+        name = task["data"]["image"].rsplit("/", 1)[-1]
+        if name not in sizes:
+            raise UserError(f"{coco_path} has no image {name} (task {i})")
+        w, h = sizes[name]
+        result = [
+            {"id": f"a{j}", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
+             "original_width": w, "original_height": h, "image_rotation": 0, "origin": "manual",
+             "value": {"x": 100 * x / w, "y": 100 * y / h, "width": 100 * bw / w,
+                       "height": 100 * bh / h, "rotation": 0, "rectanglelabels": [label]}}
+            for j, (label, (x, y, bw, bh)) in enumerate(boxes.get(name, []))
+        ]  # fmt: skip
+        task.setdefault("id", i)
+        task["annotations"] = [{"id": i, "result": result, "was_cancelled": False}]
+    return found
+
+
+def plan_labelstudio(json_path: Path, images: Path | None = None, **kw) -> Plan:
+    """Plan a Label Studio import (``kw`` as for ``prep.coco.plan_coco``)."""
+    json_path = Path(json_path)
+    images = Path(images) if images is not None else json_path.parent / "images"
+    classes, items, skipped = read_labelstudio(json_path, images)
+    warnings = [f"{n} task(s) skipped: {why.replace('_', ' ')}" for why, n in skipped.items()]
+    return plan_items(
+        json_path, images, classes, items, tool="prep.labelstudio", skipped=skipped,
+        warnings=warnings, **kw,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m prep.labelstudio",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    add_import_parser(sub, "--json", "Label Studio's JSON export", "each task's data.split")
+    c = sub.add_parser(
+        "from-coco", help="pre-annotation tasks + a COCO file's boxes -> Label Studio's export"
+    )
+    c.add_argument("--tasks", type=Path, required=True, help="labelstudio.json of preannotate")
+    c.add_argument("--coco", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    if args.cmd == "from-coco":
+        try:
+            done = annotate_from_coco(args.tasks, args.coco)
+            atomic_write_bytes(args.out, json.dumps(done).encode())
+        except UserError as e:
+            return fail(str(e))
+        print(f"wrote {args.out}: {len(done)} annotated tasks")
+        return 0
+    try:
+        plan = plan_labelstudio(args.json, args.images, split_by=args.split_by, seed=args.seed)
+        build_import(plan, args.out, args.workers)
+    except UserError as e:
+        return fail(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
