@@ -103,7 +103,7 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_fails_train_export_and_prep_c
          str(run_dir)],
         ["pipelines.export", "--checkpoint-dir", str(SHIPPED / "checkpoint"), "--pipeline",
          str(SHIPPED / "pipeline.config"), "--out", str(tmp_path / "e")],
-        ["prep.egohands", "--source", str(egohands_tree[0]), "--out", str(prep_out)],
+        ["prep.egohands_clean", "--source", str(egohands_tree[0]), "--out", str(prep_out)],
     )  # fmt: skip
 
     def limited(args):
