@@ -11,7 +11,7 @@ fine-tuned one on every held-out set (yours and each replay source's: what was g
 was forgotten), and exports ``<out>/export`` with the table in its card.
 
 The rule, measured on the README's case ("Train on your own hands"): ``steps`` = 12 passes over
-your training frames at your share of the batch, between 200 and 3,000; learning rate 0.004 at
+your training frames at your share of the batch, between 200 and 3,000; learning rate 0.002 at
 batch 8, in proportion to the batch; warm-up over the first 10% of the steps from a tenth of
 the rate; cosine decay to 0.
 """
@@ -31,7 +31,7 @@ from pipelines.configure import parse_weights
 
 PASSES = 12  # over the user's training frames
 MIN_STEPS, MAX_STEPS = 200, 3000
-LR_AT_8 = 0.004  # at batch 8, scaled in proportion to the batch
+LR_AT_8 = 0.002  # at batch 8, scaled in proportion to the batch
 WARMUP = 0.1  # of the steps, from LR / 10
 HEADS = "BoxPredictor"  # --head-only trains the variables whose names contain this
 REPORT = "finetune.json"

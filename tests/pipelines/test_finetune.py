@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_rule():
-    assert rule(100, 8, 0.5) == (300, 0.004, 30)  # 12 passes at 4 of my frames a step
-    assert rule(10, 8, 0.5) == (200, 0.004, 20)  # at least 200 steps
-    assert rule(100_000, 16, 0.0) == (3000, 0.008, 300)  # at most 3,000; the rate with the batch
+    assert rule(100, 8, 0.5) == (300, 0.002, 30)  # 12 passes at 4 of my frames a step
+    assert rule(10, 8, 0.5) == (200, 0.002, 20)  # at least 200 steps
+    assert rule(100_000, 16, 0.0) == (3000, 0.004, 300)  # at most 3,000; the rate with the batch
 
 
 def test_replay_share_is_drawn_and_every_held_out_set_scored(my_frames, mix_slice):
@@ -35,7 +35,7 @@ def test_replay_share_is_drawn_and_every_held_out_set_scored(my_frames, mix_slic
     options = FinetuneOptions(data=str(my_frames), out="unused", replay=str(mix_slice[0]),
                               replay_weights="subhih=0")  # fmt: skip
     proto, plan = build_config(options)
-    assert (plan.train_frames, plan.steps, plan.learning_rate) == (10, 200, 0.004)
+    assert (plan.train_frames, plan.steps, plan.learning_rate) == (10, 200, 0.002)
     assert [r.name for r in proto.eval_input_reader] == ["mine", "ego", "subhih", "fingers"]
     train = proto.train_config
     assert train.fine_tune_checkpoint == str(DEFAULT_MODEL / "checkpoint" / "ckpt-0")
