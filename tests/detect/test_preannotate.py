@@ -202,3 +202,28 @@ def test_bad_label_files_are_one_clear_error(tmp_path, frames):
                    '"annotations": [{"result": []}]}]')  # fmt: skip
     with pytest.raises(UserError, match=r"missing\.jpg' not found in"):
         plan_labelstudio(bad, frames[0])
+
+
+def test_change_keeps_a_frame_only_when_the_picture_moved(frames, tmp_path):
+    """``--change BITS``: a video holding each of three photos for 4 frames keeps 3 frames, the
+    first of each photo (the pHash of a repeated frame does not move)."""
+    import cv2
+
+    video = tmp_path / "still.avi"
+    names = sorted(frames[1])[:3]
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 384))
+    for name in names:
+        picture = cv2.resize(cv2.imread(str(frames[0] / name)), (512, 384))
+        for _ in range(4):
+            writer.write(picture)
+    writer.release()
+    empty = tmp_path / "none.jsonl"
+    empty.write_text("")
+    options = PreannotateOptions(
+        source=str(video), out=str(tmp_path / "o"), change=10, detections=str(empty),
+        formats="coco",
+    )  # fmt: skip
+    report = preannotate(options)
+    assert (report["read"], report["kept"]) == (12, 3)
+    kept = sorted(p.name for p in (tmp_path / "o" / "images").iterdir())
+    assert kept == ["still_000000.jpg", "still_000004.jpg", "still_000008.jpg"]

@@ -66,21 +66,22 @@ def test_bad_options_are_one_clear_error(my_frames, mix_slice, tmp_path):
 
 
 @pytest.mark.slow
-def test_finetune_command_head_only_on_a_real_slice(my_frames, mix_slice, tmp_path):
+def test_finetune_command_head_only_on_a_real_slice(my_frames, tmp_path):
     """3 steps at batch 2, head-only: the box predictor's weights move, the backbone's and
-    FPN's do not; finetune.json holds both models' AP50 on every held-out set."""
+    FPN's do not; finetune.json holds both models' AP50 on the held-out frames (no replay
+    here, to keep CI short: what replay draws is the test above)."""
     from pipelines.odapi_compat import tf
 
     out = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "pipelines.finetune", "--data", str(my_frames), "--out", str(out),
-         "--replay", str(mix_slice[0]), "--steps", "3", "--batch-size", "2", "--max-eval", "2",
+         "--replay", "none", "--steps", "3", "--batch-size", "2", "--max-eval", "2",
          "--head-only", "--no-export"],
         capture_output=True, text=True, cwd=ROOT, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     report = FinetuneReport.load(out)
-    assert set(report.rows) == {"mine", "ego", "subhih", "fingers"}
+    assert set(report.rows) == {"mine"}
     assert report.plan.head_only and report.plan.steps == 3
     assert "| mine | 2 |" in result.stdout
     base = tf.train.load_checkpoint(str(DEFAULT_MODEL / "checkpoint" / "ckpt-0"))
@@ -93,4 +94,4 @@ def test_finetune_command_head_only_on_a_real_slice(my_frames, mix_slice, tmp_pa
         part = "heads" if "_box_predictor" in key else "backbone"
         (moved if changed else kept)[part] += 1
     assert moved["heads"] > 10 and moved["backbone"] == 0, (moved, kept)
-    assert json.loads((out / "finetune.json").read_text())["plan"]["replay_share"] == 0.5
+    assert json.loads((out / "finetune.json").read_text())["plan"]["replay"] is None
