@@ -15,6 +15,7 @@ REAL_SAMPLE = Path(
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Groups for ``make test``'s two workers (pytest-xdist, ``--dist loadgroup``): a module's
     tests stay together (its fixtures are built once), and every test of the costly
