@@ -22,7 +22,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from common import DEFAULT_MODEL, ROOT, UserError, atomic_write_json, fail
@@ -185,13 +185,9 @@ def build_config(options: FinetuneOptions):
             weights.append(options.replay_share * w / total)
         for n, s in mix.sources.items():
             if held := s.held_out():
-                reader = type(template)()
-                reader.CopyFrom(template)
-                reader.name = n if n not in {r.name for r in readers} else f"replay_{n}"
-                reader.label_map_path = proto.train_input_reader.label_map_path
-                del reader.tf_record_input_reader.input_path[:]
-                reader.tf_record_input_reader.input_path.extend(held)
-                readers.append(reader)
+                name = n if n not in {r.name for r in readers} else f"replay_{n}"
+                label_map = proto.train_input_reader.label_map_path
+                readers.append(cfg.eval_reader(template, name, label_map, held))
     del source.sample_from_datasets_weights[:]
     source.sample_from_datasets_weights.extend(weights)
     del proto.eval_input_reader[:]
@@ -270,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         options = from_args(FinetuneOptions, args)
-        report = finetune(replace(options))
+        report = finetune(options)
     except UserError as e:
         return fail(str(e))
     print(report.table())

@@ -251,6 +251,17 @@ def batch_warning(proto: Pipeline, data: Path) -> str | None:
     return None
 
 
+def eval_reader(template, name: str, label_map: str, patterns: list[str]):
+    """An eval input reader like ``template``, named ``name``, over ``patterns``."""
+    reader = type(template)()
+    reader.CopyFrom(template)
+    reader.name = name
+    reader.label_map_path = label_map
+    del reader.tf_record_input_reader.input_path[:]
+    reader.tf_record_input_reader.input_path.extend(patterns)
+    return reader
+
+
 def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
     """Point the train and eval readers at a dataset folder's records (``prep.folder`` says
     which). A ``prep.mix`` folder trains on every source's train records, sampled by weight,
@@ -283,13 +294,7 @@ def set_inputs(proto: Pipeline, data: Path, weights: dict[str, float]) -> None:
             if dataset.mix:
                 train.sample_from_datasets_weights.append(weights.get(name, 1.0))
         if held := source.held_out():
-            reader = type(template)()
-            reader.CopyFrom(template)
-            reader.name = name
-            reader.label_map_path = label_map
-            del reader.tf_record_input_reader.input_path[:]
-            reader.tf_record_input_reader.input_path.extend(held)
-            readers.append(reader)
+            readers.append(eval_reader(template, name, label_map, held))
     if not train.tf_record_input_reader.input_path:
         raise UserError(f"{data}: no source has training frames with a weight above 0")
     del proto.eval_input_reader[:]  # a config made for a mix had one reader a source

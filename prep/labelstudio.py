@@ -44,23 +44,39 @@ def label_config(classes: list[str]) -> str:
     )
 
 
+def rectangle(rid: str, label: str, xyxy, width: int, height: int, **extra) -> dict:
+    """One ``rectanglelabels`` result: a pixel box in percent of the image, as Label Studio
+    stores it (``extra``: e.g. a model's ``score``, or ``origin``)."""
+    x0, y0, x1, y1 = xyxy
+    value = {
+        "x": 100 * x0 / width,
+        "y": 100 * y0 / height,
+        "width": 100 * (x1 - x0) / width,
+        "height": 100 * (y1 - y0) / height,
+        "rotation": 0,
+        "rectanglelabels": [label],
+    }
+    return {
+        "id": rid,
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": value,
+        **extra,
+    }
+
+
 def tasks(images: list[LabelledImage], model: str, url_prefix: str = LOCAL_FILES + "images/"):
     """Label Studio tasks, one per image, the boxes as the model's ``predictions``."""
     out = []
     for im in images:
         result = []
         for i, b in enumerate(im.boxes):
-            x0, y0, x1, y1 = b.xyxy
-            result.append({
-                "id": f"p{i}", "from_name": "label", "to_name": "image",
-                "type": "rectanglelabels", "original_width": im.width,
-                "original_height": im.height, "image_rotation": 0,
-                "value": {"x": 100 * x0 / im.width, "y": 100 * y0 / im.height,
-                          "width": 100 * (x1 - x0) / im.width,
-                          "height": 100 * (y1 - y0) / im.height, "rotation": 0,
-                          "rectanglelabels": [b.label]},
-                **({"score": b.score} if b.score is not None else {}),
-            })  # fmt: skip
+            score = {"score": b.score} if b.score is not None else {}
+            result.append(rectangle(f"p{i}", b.label, b.xyxy, im.width, im.height, **score))
         scores = [b.score for b in im.boxes if b.score is not None]
         out.append(
             {
@@ -169,12 +185,9 @@ def annotate_from_coco(tasks_path: Path, coco_path: Path) -> list[dict]:
             raise UserError(f"{coco_path} has no image {name} (task {i})")
         w, h = sizes[name]
         result = [
-            {"id": f"a{j}", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
-             "original_width": w, "original_height": h, "image_rotation": 0, "origin": "manual",
-             "value": {"x": 100 * x / w, "y": 100 * y / h, "width": 100 * bw / w,
-                       "height": 100 * bh / h, "rotation": 0, "rectanglelabels": [label]}}
+            rectangle(f"a{j}", label, (x, y, x + bw, y + bh), w, h, origin="manual")
             for j, (label, (x, y, bw, bh)) in enumerate(boxes.get(name, []))
-        ]  # fmt: skip
+        ]
         task.setdefault("id", i)
         task["annotations"] = [{"id": i, "result": result, "was_cancelled": False}]
     return found
