@@ -25,7 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "exported" / "hands_ssd320"  # the shipped model
 CACHE_DIR = Path(os.environ.get("HANDS_CACHE", Path.home() / ".cache" / "hands-odapi"))
-MARKER = "summary.json"  # present in every folder this project writes; marks it as replaceable
 
 
 MEDIAPIPE = "mediapipe==0.10.21"  # its wheel ships the palm and face detector .tflite files
@@ -53,18 +52,69 @@ def disk_full(e: BaseException) -> str | None:
     return next((t for t in _DISK_FULL_TEXT if t in str(e)), None)
 
 
+STAMP = ".written-by.json"  # in every folder atomic_dir writes: what wrote it, every file
+
+
+def _files(folder: Path) -> set[str]:
+    """Every file and link under ``folder``, as relative paths (folders are implied)."""
+    return {
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir()
+    }
+
+
+def check_replaceable(out: Path, kind: str) -> None:
+    """Refuse to replace ``out`` unless it is empty or holds only what this project wrote there
+    as a ``kind`` folder (its stamp lists every file): a folder of the user's, or one holding a
+    file the user added (a labelling tool's export, say), is never deleted."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    try:
+        stamp = json.loads((out / STAMP).read_text())
+        wrote, written = str(stamp["kind"]), set(stamp["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(
+            f"{out} exists and was not written by this project; choose another --out"
+        ) from None
+    if wrote != kind:
+        raise UserError(
+            f"{out} holds {wrote} ({stamp.get('tool', '?')}), not {kind}; choose another --out"
+        )
+    foreign = sorted(_files(out) - written - {STAMP})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if foreign[3:] else "")
+        raise UserError(
+            f"{out} holds files this project did not write there ({shown}); move them out "
+            "or choose another --out"
+        )
+
+
+def check_not_inside(out: Path, inputs: Sequence[str | Path]) -> None:
+    """Refuse an output folder that holds (or is) one of the run's inputs: replacing it would
+    delete what the run reads."""
+    where = Path(out).resolve()
+    for given in inputs:
+        path = Path(given).resolve()
+        if path == where or where in path.parents:
+            raise UserError(f"--out {out} holds the input {given}; choose another --out")
+
+
 @contextlib.contextmanager
-def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
+def atomic_dir(
+    out: Path, kind: str, *, tool: str = "", inputs: Sequence[str | Path] = ()
+) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces ``out`` only when the block succeeds.
 
-    An existing ``out`` is replaced only if it is empty or was written by this project (it holds
-    ``marker``); anything else is refused so user data is never clobbered.
+    ``kind`` says what the folder is (``dataset``, ``model``, ...); the new folder gets a stamp
+    (``STAMP``) naming it, ``tool`` and every file written. An existing ``out`` is replaced
+    only where ``check_replaceable`` allows it, and never when it holds one of ``inputs``.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
-        raise UserError(f"{out} exists and was not written by this tool; choose another --out")
+    check_replaceable(out, kind)
+    check_not_inside(out, inputs)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(out.parent, os.W_OK):
@@ -76,6 +126,8 @@ def atomic_dir(out: Path, marker: str = MARKER) -> Iterator[Path]:
         raise UserError(f"cannot write to {out.parent}: {e.strerror or e}") from None
     try:
         yield tmp
+        stamp = {"kind": kind, "tool": tool, "files": sorted(_files(tmp))}
+        atomic_write_json(tmp / STAMP, stamp)
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")

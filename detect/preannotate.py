@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common import DEFAULT_MODEL, UserError, atomic_dir, fail
+from common import DEFAULT_MODEL, UserError, atomic_dir, check_replaceable, fail
 from common.backends import ARTIFACTS
 from common.detections import Detections
 from common.options import add_options, from_args, option
@@ -114,6 +114,7 @@ def preannotate(options: PreannotateOptions) -> dict:
     """Sample the source, detect (or read the detections), write the images and each format;
     returns the report (frames read, kept, boxes, the files written)."""
     formats = options.check()
+    check_replaceable(Path(options.out), "preannotations")  # before reading anything
     source = FrameSource(options.source, max_frames=options.max_frames)
     given = read_detections(options.detections) if options.detections else None
     detector = None
@@ -127,7 +128,8 @@ def preannotate(options: PreannotateOptions) -> dict:
     images: list[LabelledImage] = []
     last_hash, read = None, 0
     try:
-        with atomic_dir(out) as tmp:
+        inputs = [options.source] + ([options.detections] if options.detections else [])
+        with atomic_dir(out, "preannotations", tool="detect.preannotate", inputs=inputs) as tmp:
             (tmp / "images").mkdir()
             for frame in tqdm(source, total=len(source) or None, desc="preannotate", unit="frame"):
                 read += 1
@@ -175,9 +177,6 @@ def preannotate(options: PreannotateOptions) -> dict:
                 im.split = "eval" if i >= len(images) - held else "train"
             classes = sorted({b.label for im in images for b in im.boxes}) or ["hand"]
             written = write_formats(tmp, images, classes, formats, options)
-            (tmp / "summary.json").write_text(
-                json.dumps({"tool": "detect.preannotate", "frames": len(images)})
-            )
     finally:
         source.close()
         if detector is not None and hasattr(detector, "close"):

@@ -52,7 +52,6 @@ from tqdm import tqdm
 from common import UserError, atomic_dir, fail, read_label_map
 from common.backends import ARTIFACTS, BACKENDS, BROWSER, load_detector
 from common.browser import chromium_ready
-from common.card import FILE as CARD
 from common.card import ModelCard, Postprocess, RawOutputs, read_fields
 from common.detections import match
 from common.mediapipe_env import write_metadata
@@ -375,7 +374,7 @@ def export(
             "TFLite and TF.js are exported for SSD only: the OD API's TFLite export "
             "supports SSD and CenterNet, not Faster/Mask R-CNN"
         )
-    with atomic_dir(out, marker=CARD) as tmp:
+    with atomic_dir(out, "model", tool="pipelines.export", inputs=[checkpoint_dir]) as tmp:
         if (out / "recipe").is_dir():  # the run's configs and results, kept across re-exports
             shutil.copytree(out / "recipe", tmp / "recipe")
         bar = tqdm(stages, desc="export", unit="artifact")

@@ -280,7 +280,7 @@ def import_handtrackjs(
             "the prediction tower kernels do not factor into a shared kernel and "
             f"per-level scales (error {report['tower_split_max_relative_error']:.2g})"
         )
-    with atomic_dir(out, marker="import.json") as tmp:
+    with atomic_dir(out, "checkpoint", tool="pipelines.import_handtrackjs") as tmp:
         cfg.write_weights(model, tmp)
         write_label_map(tmp / "label_map.pbtxt", list(targets))
         proto.train_config.fine_tune_checkpoint = ""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from common import UserError, atomic_write_bytes, fail, read_label_map
+from common import UserError, atomic_write_bytes, check_replaceable, fail, read_label_map
 from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.labelled import add_import_parser, build_import, classes_of
 from prep.sources import Source
@@ -223,7 +223,7 @@ def plan_items(
         "skipped_annotations": skipped or {},
         "warnings": warnings or [],
     }
-    return Plan(source, tasks, split_of, classes, masks, meta)
+    return Plan(source, tasks, split_of, classes, masks, meta, labels=Path(path))
 
 
 def import_coco(json_path: Path, images: Path | None, out: Path, *, workers: int = 2, **kw) -> dict:
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(coco['annotations'])} annotations"
             )
         else:
+            check_replaceable(args.out, "dataset")  # before reading anything
             plan = plan_coco(args.json, args.images, split_by=args.split_by, seed=args.seed)
             build_import(plan, args.out, args.workers)
     except UserError as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from common import UserError, fail
+from common import UserError, check_replaceable, fail
 from prep.coco import plan_items
 from prep.dataset import Plan, RawObject
 from prep.labelled import LabelledImage, add_import_parser, build_import, classes_of
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     add_import_parser(sub, "--xml", "CVAT for images 1.1 XML", "each image's subset")
     args = p.parse_args(argv)
     try:
+        check_replaceable(args.out, "dataset")  # before reading anything
         plan = plan_cvat(args.xml, args.images, split_by=args.split_by, seed=args.seed)
         build_import(plan, args.out, args.workers)
     except UserError as e:

@@ -105,9 +105,12 @@ class Plan:
     masks: bool
     meta: dict
     video_meta: dict | None = None
+    labels: Path | None = None  # the labelling tool's file read, beside the source's images
 
     def build(self, out: Path, **kwargs) -> dict:
-        """Write this plan as a dataset folder (see :func:`build` for ``kwargs``)."""
+        """Write this plan as a dataset folder (see :func:`build` for ``kwargs``); never into a
+        folder that holds what it reads."""
+        inputs = [self.source.path] + ([self.labels] if self.labels else [])
         return build(
             self.source,
             self.tasks,
@@ -117,6 +120,7 @@ class Plan:
             masks=self.masks,
             meta=self.meta,
             video_meta=self.video_meta,
+            inputs=inputs,
             **kwargs,
         )
 
@@ -289,6 +293,7 @@ def build(
     meta: dict | None = None,
     video_meta: dict | None = None,
     dataset: str = "",
+    inputs: Sequence[Path] = (),
 ) -> dict:
     """Write the dataset folder and return its summary (also written as ``summary.json``).
 
@@ -314,7 +319,8 @@ def build(
     problems: list[str] = []
     rows: dict[str, list] = {s: [] for s in SPLITS}
 
-    with atomic_dir(out) as tmp:
+    tool = (meta or {}).get("tool", "prep")
+    with atomic_dir(out, "dataset", tool=tool, inputs=inputs) as tmp:
         writers = {}
         for split in SPLITS:
             (tmp / "images" / split).mkdir(parents=True)

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import scipy.io
 
-from common import CACHE_DIR, UserError, fail, parse_names
+from common import CACHE_DIR, UserError, check_replaceable, fail, parse_names
 from prep.dataset import FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video
@@ -330,6 +330,7 @@ def prepare(
     **kw,
 ) -> dict:
     """Discover, split and write (see :func:`plan_egohands`); return the summary."""
+    check_replaceable(Path(out), "dataset")  # before reading anything
     return plan_egohands(source, **kw).build(
         out,
         keep_empty=keep_empty,

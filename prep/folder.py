@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import MARKER, UserError, read_label_map
+from common import UserError, read_label_map
 from prep.tfrecord import shard_pattern
 
 SPLITS = ("train", "eval", "test")
@@ -68,7 +68,7 @@ class Dataset:
     @classmethod
     def read(cls, folder: str | Path) -> Dataset:
         path = Path(folder)
-        summary_path = path / MARKER
+        summary_path = path / "summary.json"
         if not path.is_dir():
             raise UserError(f"dataset folder not found: {path}")
         summary = {}

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
-from common import UserError, atomic_write_bytes, fail
+from common import UserError, atomic_write_bytes, check_replaceable, fail
 from prep.coco import plan_items
 from prep.dataset import Plan, RawObject
 from prep.labelled import LabelledImage, add_import_parser, build_import
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}: {len(done)} annotated tasks")
         return 0
     try:
+        check_replaceable(args.out, "dataset")  # before reading anything
         plan = plan_labelstudio(args.json, args.images, split_by=args.split_by, seed=args.seed)
         build_import(plan, args.out, args.workers)
     except UserError as e:

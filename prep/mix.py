@@ -35,7 +35,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common import UserError, atomic_dir, atomic_write_json, fail, parse_names, write_label_map
+from common import (
+    UserError,
+    atomic_dir,
+    atomic_write_json,
+    check_replaceable,
+    fail,
+    parse_names,
+    write_label_map,
+)
 from prep.dataset import SPLITS, Plan
 from prep.dedup import near_pairs, phash
 
@@ -149,6 +157,7 @@ def mix(
     """Plan every source, hold out the named ones, drop duplicates, write; return the summary."""
     if not specs:
         raise UserError("no sources: pass --egohands, --coco or --voc NAME=PATH")
+    check_replaceable(Path(out), "dataset")  # before reading anything
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise UserError(f"source names must differ: {names}")
@@ -189,7 +198,8 @@ def mix(
                 "source's: the same pictures given twice?); this source trains nothing"
             )
     summaries = {}
-    with atomic_dir(out) as tmp:
+    inputs = [s.path for s in specs]
+    with atomic_dir(out, "dataset", tool="prep.mix", inputs=inputs) as tmp:
         for spec in specs:
             plan = plans[spec.name]
             plan.classes = classes

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from common import UserError, atomic_dir, fail
+from common import UserError, atomic_dir, check_replaceable, fail
 from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
 from prep.split import add_split_by, choose_split, published_split
@@ -116,11 +116,12 @@ def plan_voc(
         **({"seed": seed, "ratios": list(ratios)} if split_by == "frame" else {}),
         "warnings": [],
     }
-    return Plan(source, tasks, split_of, names, False, meta)
+    return Plan(source, tasks, split_of, names, False, meta, labels=Path(annotations))
 
 
 def import_voc(images: Path, annotations: Path, out: Path, *, workers: int = 2, **kw) -> dict:
     """Build a dataset folder from VOC XMLs (see :func:`plan_voc` for the split)."""
+    check_replaceable(Path(out), "dataset")  # before reading anything
     return plan_voc(images, annotations, **kw).build(out, workers=workers)
 
 
@@ -140,16 +141,13 @@ def export_voc(data: Path, split: str, out: Path) -> int:
                 (row["class"], tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")))
             )
             sizes[row["filename"]] = (int(row["width"]), int(row["height"]))
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "voc", tool="prep.voc export", inputs=[data]) as tmp:
         (tmp / "images").mkdir()
         (tmp / "annotations").mkdir()
         for name, objects in frames.items():
             (tmp / "images" / name).write_bytes((Path(data) / "images" / split / name).read_bytes())
             xml = voc_xml(name, *sizes[name], objects)
             (tmp / "annotations" / f"{Path(name).stem}.xml").write_bytes(xml)
-        (tmp / "summary.json").write_text(
-            f'{{"tool": "prep.voc export", "frames": {len(frames)}}}\n'
-        )
     return len(frames)
 
 

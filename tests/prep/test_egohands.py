@@ -252,7 +252,7 @@ def test_refuses_to_replace_a_folder_it_did_not_write(egohands_tree, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("precious")
-    with pytest.raises(UserError, match="not written by this tool"):
+    with pytest.raises(UserError, match="not written by this project"):
         prepare(Source(egohands_tree[0]), out, workers=0)
     assert (out / "notes.txt").read_text() == "precious"
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from common import STAMP, atomic_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "exported" / "hands_ssd320"
 
@@ -95,8 +97,8 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_fails_train_and_prep_cleanly(
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name.startswith("ckpt-")}
     before["checkpoint"] = (run_dir / "checkpoint").read_text()
     prep_out = tmp_path / "data"
-    prep_out.mkdir()
-    (prep_out / "summary.json").write_text("{}")  # an earlier output of prep: replaceable
+    with atomic_dir(prep_out, "dataset") as tmp:  # an earlier output of prep: replaceable
+        (tmp / "summary.json").write_text("{}")
     calls = (
         ["pipelines.train", "--pipeline", str(run_dir / "pipeline.config"), "--model-dir",
          str(run_dir)],
@@ -124,4 +126,4 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_fails_train_and_prep_cleanly(
     after["checkpoint"] = (run_dir / "checkpoint").read_text()
     assert after == before  # no partial ckpt-3, the list unchanged
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]  # no temporary folders
-    assert [p.name for p in prep_out.iterdir()] == ["summary.json"]
+    assert sorted(p.name for p in prep_out.iterdir()) == sorted([STAMP, "summary.json"])
