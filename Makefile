@@ -1,19 +1,22 @@
 # make demo   - the main job: hand detection with the shipped model (creates .venv on first use)
 #               make demo SOURCE=video.mp4 (or a camera index, or an image folder)
 # make test   - lint + the test suite (what CI runs)
+# make wheel  - the runtime package (dist/handspot-*.whl: no TensorFlow, the models inside)
 # make bench  - the benchmarks' tables
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean webdeps
+.PHONY: demo test lint bench clean webdeps wheel
 NODE_STAMP := webexport/node_modules/.installed
 
-$(STAMP): requirements.txt
+# The workflow's pinned stack, and the runtime package from this checkout (editable: hands-detect)
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 $(NODE_STAMP): webexport/package.json webexport/package-lock.json
@@ -48,5 +51,9 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m detect.tasks_bench
 	$(BIN)/python -m webexport.bench
 
+wheel: $(STAMP)
+	$(BIN)/pip wheel --quiet --no-deps -w dist .
+	@ls dist/handspot-*.whl
+
 clean:
-	rm -rf $(VENV) data/demo data/fixture-egohands
+	rm -rf $(VENV) data/demo data/fixture-egohands dist build

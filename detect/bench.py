@@ -22,8 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import DEFAULT_MODEL, MEDIAPIPE, UserError, fail, wheel_file
-from detect.run import DetectOptions, detect
+from common.cache import MEDIAPIPE, wheel_file
+from common.paths import DEFAULT_MODEL
+from handspot.errors import UserError, fail
+from handspot.run import DetectOptions, detect
 from prep.samples import DEFAULT_SAMPLE, sample_frames
 
 PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"

@@ -13,8 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import DEFAULT_MODEL
-from detect.run import DetectOptions, run_cli
+from common.paths import DEFAULT_MODEL
+from handspot.cli import run_cli
+from handspot.run import DetectOptions
+from pipelines.backends import BACKENDS
 from prep.samples import DEFAULT_SAMPLE
 
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     options = DetectOptions(
         source=source, model=args.model, fps=10, output=str(video), json=str(lines)
     )
-    code = run_cli(options, multi=True)
+    code = run_cli(options, multi=True, backends=BACKENDS)
     if code == 0:
         print(f"wrote {video} and {lines}")
     return code

@@ -39,8 +39,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common import DEFAULT_MODEL, UserError, fail
-from common.detections import box_iou
+from common.paths import DEFAULT_MODEL
+from handspot.detections import box_iou
+from handspot.errors import UserError, fail
 from prep.samples import DEFAULT_SAMPLE, WEBCAM
 
 VIDEOS = (
@@ -62,10 +63,10 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
 
 def invoke_ms(model: Path, rounds: int) -> dict[str, tuple[float, float, float]]:
     """The models' invokes, interleaved (detect.sizes' harness)."""
-    from common import MEDIAPIPE, wheel_file
-    from common.landmarks import MODELS
+    from common.cache import MEDIAPIPE, wheel_file
     from detect.bench import palm_model
     from detect.sizes import latencies
+    from handspot.landmarks import MODELS
 
     paths = {"our detector's network (int8)": model / "litert" / "model_int8.tflite"}
     for variant, member in MODELS.items():
@@ -81,8 +82,8 @@ def stage_ms(model: Path, images: list[np.ndarray]) -> dict[str, float]:
     import math
     import time
 
-    from common.backends import load_detector
-    from common.landmarks import LandmarkModel, LandmarkOptions, Roi
+    from handspot.landmarks import LandmarkModel, LandmarkOptions, Roi
+    from pipelines.backends import load_detector
 
     detector = load_detector(model, "tflite_raw", score_threshold=0.5)
     boxes = [(im, b) for im in images for b in detector.detect(im).boxes]
@@ -163,9 +164,9 @@ def held_out_frames(per_source: int) -> dict[str, list[np.ndarray]]:
 def agreement(model: Path, frames: dict[str, list[np.ndarray]]) -> dict[str, dict]:
     """Per source: hands both find, PCK@0.1 of our keypoints against MediaPipe Hands', and how
     often the two give the same hand (left/right)."""
-    from common.backends import load_detector
-    from common.landmarks import HandLandmarker
-    from common.mediapipe_env import MediaPipeHands
+    from handspot.landmarks import HandLandmarker
+    from pipelines.backends import load_detector
+    from pipelines.mediapipe_env import MediaPipeHands
 
     ours = HandLandmarker(load_detector(model, "tflite_raw", score_threshold=0.1))
     out = {}
@@ -197,9 +198,9 @@ def agreement(model: Path, frames: dict[str, list[np.ndarray]]) -> dict[str, dic
 
 def ids(model: Path, frames: int) -> dict[str, dict]:
     """Id switches on the moving clip, with the landmark stage's tracking and with ByteTrack."""
-    from common.tracking import id_switches
-    from detect.run import DetectOptions
-    from detect.sources import Frame
+    from handspot.run import DetectOptions
+    from handspot.sources import Frame
+    from handspot.tracking import id_switches
     from prep.samples import moving_hands_clip
 
     clip = moving_hands_clip(frames=frames)
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if "ids" not in skip:
             result["ids"] = ids(args.model, args.frames)
         if args.json:
-            from common import atomic_write_json
+            from handspot.files import atomic_write_json
 
             atomic_write_json(args.json, result)
     except UserError as e:

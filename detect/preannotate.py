@@ -31,12 +31,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common import DEFAULT_MODEL, UserError, atomic_dir, check_replaceable, fail
-from common.backends import ARTIFACTS
-from common.detections import Detections
-from common.options import add_options, from_args, option
-from detect.run import DetectOptions
-from detect.sources import FrameSource
+from common.folders import atomic_dir, check_replaceable
+from common.paths import DEFAULT_MODEL
+from handspot.api import HandDetectorOptions
+from handspot.detections import Detections
+from handspot.errors import UserError, fail
+from handspot.options import add_options, from_args, option
+from handspot.sources import FrameSource
+from pipelines.backends import BACKENDS, PYTHON
 from prep.coco import coco_instances
 from prep.cvat import cvat_xml
 from prep.dedup import phash_gray
@@ -52,7 +54,7 @@ class PreannotateOptions:
     out: str = option("", "folder to write (images/ and one file per format)", type=str)
     model: str = option(str(DEFAULT_MODEL), "exported model folder (default: the shipped model)")
     backend: str | None = option(
-        None, "artifact to run (default: as detect)", type=str, choices=sorted(ARTIFACTS)
+        None, "artifact to run (default: as detect)", type=str, choices=PYTHON
     )
     score_threshold: float = option(0.5, "boxes below this score are left out")
     every: int = option(1, "keep one frame in N")
@@ -119,11 +121,10 @@ def preannotate(options: PreannotateOptions) -> dict:
     given = read_detections(options.detections) if options.detections else None
     detector = None
     if given is None:
-        opts = DetectOptions(
-            source=options.source, model=options.model, backend=options.backend,
-            score_threshold=options.score_threshold, track=False,
-        ).resolved()  # fmt: skip
-        detector = opts.detector_factory()()
+        found = HandDetectorOptions(
+            model=options.model, backend=options.backend, score_threshold=options.score_threshold
+        )
+        detector = found.detector_factory(backends=BACKENDS)()
     out = Path(options.out)
     images: list[LabelledImage] = []
     last_hash, read = None, 0

@@ -27,10 +27,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common import DEFAULT_MODEL, UserError, atomic_write_json, fail
-from common.card import ModelCard
+from common.paths import DEFAULT_MODEL
 from detect.bench import Invoker, make_video, palm_model
-from detect.run import DetectOptions, detect
+from handspot.card import ModelCard
+from handspot.errors import UserError, fail
+from handspot.files import atomic_write_json
+from handspot.run import DetectOptions, detect
 from prep.samples import DEFAULT_SAMPLE
 
 SOURCES = ("ego", "subhih", "asl", "fingers")
@@ -70,9 +72,9 @@ def multi_fps(models: list[Path], video: Path, rounds: int, work: Path) -> dict[
 
 def browser_ms(model: Path, image: Path, calls: int = 30) -> float | None:
     """Median ms of the demo page's detect() (LiteRT.js, threads) on ``image``."""
-    from common.browser import browser_page, chromium_ready
-    from common.nodejs import node_ready
-    from common.webserver import serve_in_background
+    from webexport.browser import browser_page, chromium_ready
+    from webexport.nodejs import node_ready
+    from webexport.server import serve_in_background
 
     if not chromium_ready() or not node_ready() or not (model / "litert").is_dir():
         return None

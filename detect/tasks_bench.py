@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common import DEFAULT_MODEL, UserError, fail
-from common.backends import load_detector
+from common.paths import DEFAULT_MODEL
 from detect.hands_bench import held_out_frames, quartiles
+from handspot.errors import UserError, fail
+from pipelines.backends import load_detector
 
 ROWS = ("tflite_raw", "tflite", "mediapipe", "mediapipe_raw")
 

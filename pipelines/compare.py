@@ -9,7 +9,7 @@ Rows (``--rows``, default all): our model through each exported artifact (``save
 ``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium,
 ``mediapipe`` / ``mediapipe_raw``: MediaPipe Tasks' ObjectDetector on ``model_int8.tflite`` /
 ``litert/model_int8.tflite``, the phones' runtime, in MediaPipe's environment),
-``landmarks`` (``tflite_raw`` followed by the landmark stage, common/landmarks.py),
+``landmarks`` (``tflite_raw`` followed by the landmark stage, handspot/landmarks.py),
 ``mediapipe_hands`` (MediaPipe Hands' own palm + landmark pipeline in MediaPipe's environment,
 common/mediapipe_env.py: a box from each hand's keypoints, scored by its handedness confidence
 since the API gives no detection score) and ``handtrack`` (handtrack.js 0.1.5's
@@ -18,7 +18,7 @@ same per-class NMS as ours, hand-pose classes (open, closed, pinch, point) merge
 face and fingertip classes left out; pipelines/handtrack.py). TF.js runs on the wasm backend
 (15x the speed of Node's cpu backend; the OD API's NMS inside handtrack.js's graph is wrong on
 wasm, which is why its pre-NMS outputs are read). Every row is a detector of the one interface
-(``common.backends.Detector``), scored by pycocotools on the same ground truth; faces are found
+(``handspot.detector.Detector``), scored by pycocotools on the same ground truth; faces are found
 by MediaPipe's face detector (pipelines/faces.py), itself behind that interface.
 """
 
@@ -38,9 +38,11 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
-from common import DEFAULT_MODEL, UserError, fail
-from common.backends import Detector, load_detector
-from common.detections import Detections
+from common.paths import DEFAULT_MODEL
+from handspot.detections import Detections
+from handspot.detector import Detector
+from handspot.errors import UserError, fail
+from pipelines.backends import load_detector
 from prep.tfrecord import read_records
 
 
@@ -112,15 +114,15 @@ def make_detector(model: Path, row: str) -> Detector:
     """The detector behind one row, keeping every detection down to score 0.01 (for AP);
     MediaPipe Hands keeps the hands its palm detector finds at 0.1 and up."""
     if row == "handtrack":
-        from pipelines.handtrack import HandtrackJSDetector
+        from webexport.handtrack import HandtrackJSDetector
 
         return HandtrackJSDetector(score_threshold=0.01)
     if row == "landmarks":
-        from common.landmarks import HandLandmarker
+        from handspot.landmarks import HandLandmarker
 
         return HandLandmarker(load_detector(model, "tflite_raw", score_threshold=0.01))
     if row == "mediapipe_hands":
-        from common.mediapipe_env import MediaPipeHands
+        from pipelines.mediapipe_env import MediaPipeHands
 
         return MediaPipeHands(min_confidence=0.1)
     return load_detector(model, row, score_threshold=0.01)

@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from common import UserError, fail
+from handspot.errors import UserError, fail
 
 
 def parse_weights(text: str) -> dict[str, float]:

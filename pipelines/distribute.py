@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from common import UserError
+from handspot.errors import UserError
 from pipelines.odapi_compat import tf
 
 CONNECT_TIMEOUT_S = 120.0

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common import UserError, atomic_write_json, fail
+from handspot.errors import UserError, fail
 from pipelines import pipeline_config as cfg
 from pipelines.odapi_compat import no_autograph, tf
+from pipelines.results import EvalResult, SourceEval
 
 from object_detection import eval_util, inputs, model_lib, model_lib_v2
 from object_detection.builders import model_builder
@@ -100,7 +101,7 @@ class EdgeRecall:
         self.total = {"edge": 0, "inside": 0}
 
     def add(self, eval_dict: dict) -> None:
-        from common.detections import box_iou
+        from handspot.detections import box_iou
 
         r = fields.DetectionResultFields
         gt = eval_dict[fields.InputDataFields.groundtruth_boxes].numpy()
@@ -152,14 +153,12 @@ def evaluate(
     summary_dir: Path | None = None,
     quiet: bool = False,
     faces: bool = True,
-) -> dict:
+) -> EvalResult:
     """COCO metrics (+ hand IoU for masks) of ``checkpoint`` on every eval input of ``pipeline``
     (a ``prep.mix`` dataset has one per source), and false detections per image on images that
     show a face (``faces``; skipped with a note when the face model cannot be had).
 
-    Returns ``{"checkpoint", "step", "per_source": {name: {"examples", "headline",
-    "metrics"}}, "headline", "metrics", "examples"}``; the top-level three are the first
-    source's."""
+    Returns the ``EvalResult`` (one ``SourceEval`` an eval input)."""
     proto = cfg.load(pipeline)
     cfg.check(proto, source=str(pipeline), need_eval=True)
     configs = config_util.create_configs_from_pipeline_proto(proto)
@@ -215,21 +214,12 @@ def evaluate(
         per_source[name] = _evaluate_input(
             proto, eval_config, reader, dataset, compute, face_detector, name, quiet
         )
-    first = next(iter(per_source.values()))
-    result = {
-        "checkpoint": checkpoint,
-        "step": step,
-        "examples": first["examples"],
-        "headline": first["headline"],
-        "metrics": first["metrics"],
-        "per_source": per_source,
-        "notes": notes,
-    }
+    result = EvalResult(checkpoint, step, per_source, notes)
     if summary_dir is not None:
         with tf.summary.create_file_writer(str(summary_dir)).as_default():
             for name, r in per_source.items():
                 prefix = f"{name}/" if len(per_source) > 1 else ""
-                for k, v in r["metrics"].items():
+                for k, v in r.metrics.items():
                     tf.summary.scalar(prefix + k, v, step=step)
     return result
 
@@ -274,11 +264,8 @@ def _evaluate_input(proto, eval_config, reader, dataset, compute, face_detector,
     metrics.update(edge_recall.result())
     if face_fp is not None:
         metrics.update(face_fp.result())
-    return {
-        "examples": n,
-        "headline": {short: round(metrics[k], 4) for k, short in HEADLINE.items() if k in metrics},
-        "metrics": metrics,
-    }
+    headline = {short: round(metrics[k], 4) for k, short in HEADLINE.items() if k in metrics}
+    return SourceEval(n, headline, metrics)
 
 
 def _face_inputs(eval_dict: dict):
@@ -299,14 +286,14 @@ def _face_inputs(eval_dict: dict):
     return image, yxyx[:, [1, 0, 3, 2]], det[:, [1, 0, 3, 2]], scores
 
 
-def print_table(per_source: dict) -> None:
+def print_table(per_source: dict[str, SourceEval]) -> None:
     """One row per source, one column per headline metric."""
-    keys = [k for k in HEADLINE.values() if any(k in r["headline"] for r in per_source.values())]
+    keys = [k for k in HEADLINE.values() if any(k in r.headline for r in per_source.values())]
     print("| source | images | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for name, r in per_source.items():
-        cells = [f"{r['headline'][k]:.3f}" if k in r["headline"] else "-" for k in keys]
-        print(f"| {name} | {r['examples']} | " + " | ".join(cells) + " |")
+        cells = [f"{r.headline[k]:.3f}" if k in r.headline else "-" for k in keys]
+        print(f"| {name} | {r.examples} | " + " | ".join(cells) + " |")
 
 
 def follow(
@@ -338,9 +325,9 @@ def follow(
                 except UserError as e:  # removed by max_to_keep meanwhile, or damaged
                     print(f"skipped {checkpoint}: {e}", flush=True)
                     continue
-                atomic_write_json(out, result)
+                result.save(out)
                 print(f"{checkpoint} (step {step})", flush=True)
-                print_table(result["per_source"])
+                print_table(result.per_source)
             if step >= cfg.load(config).train_config.num_steps:
                 print(f"reached the last step ({step}); done")
                 return 0
@@ -387,13 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(
             pipeline, checkpoint, max_examples=args.max_examples, summary_dir=model_dir / "eval"
         )
-        out = args.out or model_dir / "eval" / f"metrics-{result['step']}.json"
-        atomic_write_json(out, result)
+        out = args.out or model_dir / "eval" / f"metrics-{result.step}.json"
+        result.save(out)
     except UserError as e:
         return fail(str(e))
-    print(f"{checkpoint} (step {result['step']})")
-    print_table(result["per_source"])
-    for note in result["notes"]:
+    print(f"{checkpoint} (step {result.step})")
+    print_table(result.per_source)
+    for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {out}")
     return 0

@@ -18,7 +18,7 @@ Writes, atomically, into ``--out``:
   ``[1, A, 4]`` and sigmoid class scores ``[1, A, K]`` out, plus ``anchors.bin`` (float32
   ``[A, 4]`` centre-size yc, xc, h, w). LiteRT.js in the browser runs these (it cannot run the
   TFLite detection post-processing op); the box decoding and NMS run beside it, in JS as in
-  Python (``common.decode``);
+  Python (``handspot.decode``);
 - SSD only: ``tfjs/`` (float) and ``tfjs_uint8/`` (uint8-quantised weights) TF.js graph models
   of the network up to decoded boxes and class scores; the page does the NMS (the TF.js wasm
   backend mis-casts float to bool inside the OD API's NMS graph);
@@ -40,7 +40,6 @@ rows to its card (the networks' bytes are unchanged).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -49,16 +48,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common import UserError, atomic_dir, fail, read_label_map
-from common.backends import ARTIFACTS, BACKENDS, BROWSER, load_detector
-from common.browser import chromium_ready
-from common.card import ModelCard, Postprocess, RawOutputs, read_fields
-from common.detections import match
-from common.mediapipe_env import write_metadata
-from common.nodejs import node_ready
+from common.folders import atomic_dir
+from common.labelmap import read_label_map
+from handspot.card import ModelCard, Postprocess, RawOutputs, read_fields
+from handspot.detections import match
+from handspot.errors import UserError, fail
 from pipelines import pipeline_config as cfg
+from pipelines.backends import BACKENDS, BROWSER, PYTHON, load_detector
+from pipelines.mediapipe_env import has_metadata, write_metadata
 from pipelines.odapi_compat import tf
+from pipelines.results import EvalResult
 from prep.tfrecord import read_records
+from webexport.browser import chromium_ready
+from webexport.nodejs import node_ready
 
 from object_detection import exporter_lib_v2
 from object_detection.builders import model_builder, post_processing_builder
@@ -452,9 +454,9 @@ def write_tasks_metadata(
 def parity_backends(folder: Path, notes: list[str]) -> list[str]:
     """Every backend the folder's files and this machine can run, but the SavedModel; a note
     for each group left out."""
-    from common.mediapipe_env import has_metadata
-
-    backends = [b for b, p in ARTIFACTS.items() if b != "saved_model" and (folder / p).exists()]
+    backends = [
+        b for b in PYTHON if b != "saved_model" and (folder / BACKENDS[b].artifact).exists()
+    ]
     tasks = [b for b in BACKENDS if b.startswith("mediapipe")]
     files = [f for f in (*TASKS_FILES, *RAW_FILES) if (folder / f).exists()]
     if not all(has_metadata(folder / f) for f in files):
@@ -463,7 +465,7 @@ def parity_backends(folder: Path, notes: list[str]) -> list[str]:
     else:  # MediaPipe Tasks for the web, in headless Chromium
         web = ("mediapipe_web", "mediapipe_web_raw")
         backends += [b for b in web if BACKENDS[b].artifact in files]
-    if (folder / BROWSER["litertjs"]).exists():
+    if (folder / BACKENDS["litertjs"].artifact).exists():
         backends.append("litertjs")  # the page's default runtime, in headless Chromium
     if not node_ready():
         skipped = [b for b in backends if b.startswith(("tfjs", "litertjs", "mediapipe_web"))]
@@ -479,7 +481,7 @@ def parity_backends(folder: Path, notes: list[str]) -> list[str]:
 
 def _file_table(card: ModelCard, folder: Path) -> None:
     """The card's file sizes and which runtime each file is for."""
-    files = dict.fromkeys([*ARTIFACTS.values(), "litert/anchors.bin"])
+    files = dict.fromkeys([*(BACKENDS[b].artifact for b in PYTHON), "litert/anchors.bin"])
     card.files_mb = {f: round(_size(folder / f) / 2**20, 2) for f in files if (folder / f).exists()}
     card.runtimes = {f: what for f, what in RUNTIMES.items() if (folder / f).exists()}
 
@@ -576,19 +578,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_parity(args.metadata, card)
             return 0
         pipeline = args.pipeline or args.checkpoint_dir / "pipeline.config"
-        metrics = None
-        if args.eval_metrics:
-            if not args.eval_metrics.is_file():
-                raise UserError(f"{args.eval_metrics} not found")
-            try:
-                result = json.loads(args.eval_metrics.read_text())
-                metrics = result["headline"]
-                if len(result.get("per_source", {})) > 1:  # a prep.mix dataset: one row a source
-                    metrics = {k: v["headline"] for k, v in result["per_source"].items()}
-            except (ValueError, AttributeError, KeyError, TypeError):
-                raise UserError(
-                    f"{args.eval_metrics} is not a metrics file of python -m pipelines.evaluate"
-                ) from None
+        metrics = EvalResult.read(args.eval_metrics).card_eval() if args.eval_metrics else None
         extra = read_fields(args.card, "--card") if args.card else None
         card = export(
             pipeline,

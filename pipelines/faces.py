@@ -13,9 +13,9 @@ import functools
 import cv2
 import numpy as np
 
-from common import MEDIAPIPE, wheel_file
-from common.backends import Detector
-from common.detections import Detections
+from common.cache import MEDIAPIPE, wheel_file
+from handspot.detections import Detections
+from handspot.detector import Detector
 
 MODEL = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 SIZE = 128
@@ -50,7 +50,7 @@ class FaceDetector(Detector):
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
 
     def detect(self, rgb: np.ndarray) -> Detections:
-        from common.decode import nms
+        from handspot.decode import nms
 
         h, w = self._check(rgb).shape[:2]
         side = max(h, w)  # letterbox to a square, as MediaPipe does
@@ -77,7 +77,7 @@ def false_detections(
     truth: np.ndarray, boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, threshold=0.5
 ) -> tuple[int, int]:
     """``(false detections, of which on a face)`` on one image; boxes are pixels xyxy."""
-    from common.detections import box_iou
+    from handspot.detections import box_iou
 
     det = boxes[scores >= threshold]
     det = det[np.argsort(-scores[scores >= threshold], kind="stable")]

@@ -25,8 +25,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common import DEFAULT_MODEL, ROOT, UserError, atomic_write_json, fail
-from common.options import add_options, from_args, option
+from common.paths import DEFAULT_MODEL, ROOT
+from handspot.errors import UserError, fail
+from handspot.files import atomic_write_json
+from handspot.options import add_options, from_args, option
 from pipelines.configure import parse_weights
 
 PASSES = 12  # over the user's training frames
@@ -130,7 +132,7 @@ def default_replay() -> str | None:
 def build_config(options: FinetuneOptions):
     """The run's pipeline.config (the base model's, with these inputs and this schedule) and
     the plan."""
-    from common.card import ModelCard
+    from handspot.card import ModelCard
     from pipelines import pipeline_config as cfg
     from prep.folder import Dataset
 
@@ -238,14 +240,14 @@ def finetune(options: FinetuneOptions) -> FinetuneReport:
         result = evaluate(
             pipeline, checkpoint, max_examples=options.max_eval, quiet=options.quiet, faces=False
         )
-        scores[which] = result["per_source"]
+        scores[which] = result.per_source
     tuned, before = scores["tuned"], scores["base"]
     report = FinetuneReport(str(options.base), plan)
     for name, r in tuned.items():
         report.rows[name] = {
-            "frames": r["examples"],
-            "base": round(before[name]["headline"]["box_AP50"], 4),
-            "tuned": round(r["headline"]["box_AP50"], 4),
+            "frames": r.examples,
+            "base": round(before[name].headline["box_AP50"], 4),
+            "tuned": round(r.headline["box_AP50"], 4),
         }
     report.save(out)
     if options.export:

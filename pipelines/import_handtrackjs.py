@@ -29,9 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CACHE_DIR, UserError, atomic_dir, atomic_write_json, fail, write_label_map
+from common.folders import atomic_dir
+from common.labelmap import write_label_map
+from common.paths import CACHE_DIR
+from handspot.errors import UserError, fail
+from handspot.files import atomic_write_json
 from pipelines import pipeline_config as cfg
-from pipelines.handtrack import (
+from pipelines.odapi_compat import tf
+from webexport.handtrack import (
     CLASS_SETS,
     HTJ_CLASSES,
     MODEL_SUBDIR,
@@ -39,7 +44,6 @@ from pipelines.handtrack import (
     VERSION,
     fetch_package,
 )
-from pipelines.odapi_compat import tf
 
 from object_detection.builders import model_builder
 from object_detection.utils import config_util

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from common import UserError, atomic_write_bytes, read_label_map
+from common.labelmap import read_label_map
+from handspot.errors import UserError
+from handspot.files import atomic_write_bytes
 from pipelines import odapi_compat  # the protos need its shims; odapi_compat.tf is TF
 
 from object_detection.protos import pipeline_pb2

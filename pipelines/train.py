@@ -32,17 +32,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common import (
-    Stopped,
-    UserError,
-    atomic_write_json,
-    disk_full,
-    exit_code,
-    fail,
-    on_stop_signals,
-    restore_signals,
-)
-from common.options import add_options, from_args, option
+from handspot.errors import UserError, fail
+from handspot.files import atomic_write_json, disk_full
+from handspot.options import add_options, from_args, option
+from handspot.signals import Stopped, exit_code, on_stop_signals, restore_signals
 from pipelines import fast_input
 from pipelines import pipeline_config as cfg
 from pipelines.distribute import CONNECT_TIMEOUT_S, Cluster, make_strategy
@@ -159,7 +152,33 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.cluster = cluster
         self.is_chief = cluster is None or cluster.is_chief
-        proto = cfg.load(pipeline)
+        self.notes: list[str] = []
+        self.proto = self._config(pipeline)
+        self.total_steps = self.proto.train_config.num_steps
+        configs = config_util.create_configs_from_pipeline_proto(self.proto)
+        self.model_config, self.train_config = configs["model"], configs["train_config"]
+        config_util.update_fine_tune_checkpoint_type(self.train_config)
+        self._check_batch()
+        self.shard_by_file = self._shard_by_file(configs["train_input_config"])
+        self._seed()
+        with self.strategy.scope():
+            self._build(configs["train_input_config"])
+        self.learning_rate = self._lr if callable(self._lr) else (lambda: self._lr)
+        # Every worker saves (the save is collective); only the chief's copy is kept.
+        self.save_dir = (
+            self.model_dir
+            if self.is_chief
+            else Path(tempfile.mkdtemp(prefix=f"hands-train-worker{cluster.task_index}-"))
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(self.save_dir), max_to_keep=options.max_to_keep
+        )
+        self.step = self._step_function()
+
+    def _config(self, pipeline: str | Path):
+        """The config with the options' overrides, checked; refused where it cannot resume
+        this model dir or its starting checkpoint is missing."""
+        options, proto = self.options, cfg.load(pipeline)
         if options.steps is not None:
             proto.train_config.num_steps = options.steps
         if options.batch_size is not None:
@@ -175,83 +194,73 @@ class Trainer:
         ft = proto.train_config.fine_tune_checkpoint
         if ft and not self.latest and not cfg.checkpoint_exists(ft):
             raise UserError(zoo_hint(ft))
-        self.proto = proto
-        self.total_steps = proto.train_config.num_steps
-        if self.total_steps < 1:
+        if proto.train_config.num_steps < 1:
             raise UserError(f"{pipeline}: train_config.num_steps must be set (or pass --steps)")
+        return proto
 
-        configs = config_util.create_configs_from_pipeline_proto(proto)
-        self.model_config, self.train_config = configs["model"], configs["train_config"]
-        config_util.update_fine_tune_checkpoint_type(self.train_config)
+    def _check_batch(self) -> None:
+        """The global batch splits evenly over the replicas; a warning where this worker's
+        share will not fit in memory (before minutes of building)."""
         replicas = self.strategy.num_replicas_in_sync
         if self.train_config.batch_size % replicas:
             raise UserError(
                 f"batch size {self.train_config.batch_size} (the global batch) must be a "
                 f"multiple of the {replicas} replicas"
             )
-        self.notes = []
-        here = self.train_config.batch_size // (len(cluster.workers) if cluster else 1)
-        if warning := cfg.memory_warning(proto, cfg.available_memory_gb(), here):
-            print(f"warning: {warning}", file=sys.stderr)  # before minutes of building
-        self.shard_by_file = self._shard_by_file(configs["train_input_config"])
-        seed = options.seed
-        if cluster is not None:
+        here = self.train_config.batch_size // (len(self.cluster.workers) if self.cluster else 1)
+        if warning := cfg.memory_warning(self.proto, cfg.available_memory_gb(), here):
+            print(f"warning: {warning}", file=sys.stderr)
+
+    def _seed(self) -> None:
+        seed = self.options.seed
+        if self.cluster is not None:
             # Workers sharding by file must shuffle the file list alike (the OD API shuffles
             # before sharding); workers reading every file must not draw the same batches.
-            seed = (seed or 0) + (0 if self.shard_by_file else cluster.task_index)
+            seed = (seed or 0) + (0 if self.shard_by_file else self.cluster.task_index)
         if seed is not None:
             tf.random.set_seed(seed)
-        with self.strategy.scope():
-            self.model = model_builder.build(
-                self.model_config, is_training=True, add_summaries=False
-            )
-            fast = not options.full_res_decode
-            min_side = fast_input.model_min_side(self.model_config) if fast else 0
 
-            def dataset_fn(context: tf.distribute.InputContext):
-                if not self.shard_by_file:
-                    context = _BatchOnly(context)
-                scaled = (
-                    fast_input.scaled_jpeg_decoding(min_side)
-                    if min_side
-                    else contextlib.nullcontext()
-                )
-                with scaled, no_autograph():
-                    return inputs.train_input(
-                        self.train_config,
-                        configs["train_input_config"],
-                        self.model_config,
-                        model=self.model,
-                        input_context=context,
-                    ).repeat()
+    def _build(self, input_config) -> None:
+        """The model, its distributed input, step counter, optimizer and checkpoint (in the
+        strategy's scope)."""
+        self.model = model_builder.build(self.model_config, is_training=True, add_summaries=False)
+        fast = not self.options.full_res_decode
+        min_side = fast_input.model_min_side(self.model_config) if fast else 0
 
-            self.dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
-            self.global_step = tf.Variable(
-                0,
-                trainable=False,
-                dtype=tf.int64,
-                name="global_step",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        def dataset_fn(context: tf.distribute.InputContext):
+            if not self.shard_by_file:
+                context = _BatchOnly(context)
+            scaled = (
+                fast_input.scaled_jpeg_decoding(min_side) if min_side else contextlib.nullcontext()
             )
-            self.optimizer, (lr,) = optimizer_builder.build(
-                self.train_config.optimizer, global_step=self.global_step
-            )
-            self.checkpoint = tf.train.Checkpoint(
-                step=self.global_step, model=self.model, optimizer=self.optimizer
-            )
-        self.learning_rate = lr if callable(lr) else (lambda: lr)
-        # Every worker saves (the save is collective); only the chief's copy is kept.
-        self.save_dir = (
-            self.model_dir
-            if self.is_chief
-            else Path(tempfile.mkdtemp(prefix=f"hands-train-worker{cluster.task_index}-"))
+            with scaled, no_autograph():
+                return inputs.train_input(
+                    self.train_config,
+                    input_config,
+                    self.model_config,
+                    model=self.model,
+                    input_context=context,
+                ).repeat()
+
+        self.dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+        self.global_step = tf.Variable(
+            0,
+            trainable=False,
+            dtype=tf.int64,
+            name="global_step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.save_dir), max_to_keep=options.max_to_keep
+        self.optimizer, (self._lr,) = optimizer_builder.build(
+            self.train_config.optimizer, global_step=self.global_step
         )
-        tc = self.train_config
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.global_step, model=self.model, optimizer=self.optimizer
+        )
+
+    def _step_function(self):
+        """One training step on every replica, the losses summed over them."""
+        tc, strategy = self.train_config, self.strategy
         clip = tc.gradient_clipping_by_norm if tc.gradient_clipping_by_norm > 0 else None
-        strategy = self.strategy
 
         def replica_step(features, labels):
             filtered = tc.update_trainable_variables or tc.freeze_variables
@@ -277,7 +286,7 @@ class Trainer:
                 for k, v in per_replica.items()
             }
 
-        self.step = step_fn
+        return step_fn
 
     def _shard_by_file(self, reader) -> bool:
         """Workers split the training files when every pattern has a file for each of them;

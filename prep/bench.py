@@ -29,7 +29,7 @@ def run(source_path: Path, workers: int, masks: bool) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = prepare(Source(source_path), Path(tmp) / "out", workers=workers, masks=masks)
-        return summary["totals"]["frames"], time.perf_counter() - start
+        return summary.totals.frames, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

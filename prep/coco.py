@@ -16,11 +16,15 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from common import UserError, atomic_write_bytes, check_replaceable, fail, read_label_map
+from common.folders import check_replaceable
+from common.labelmap import read_label_map
+from handspot.errors import UserError, fail
+from handspot.files import atomic_write_bytes
 from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.labelled import add_import_parser, build_import, classes_of
 from prep.sources import Source
 from prep.split import choose_split
+from prep.summary import DatasetSummary
 
 
 def to_coco(data: Path, split: str) -> dict:
@@ -226,7 +230,9 @@ def plan_items(
     return Plan(source, tasks, split_of, classes, masks, meta, labels=Path(path))
 
 
-def import_coco(json_path: Path, images: Path | None, out: Path, *, workers: int = 2, **kw) -> dict:
+def import_coco(
+    json_path: Path, images: Path | None, out: Path, *, workers: int = 2, **kw
+) -> DatasetSummary:
     return plan_coco(json_path, images, **kw).build(out, workers=workers)
 
 

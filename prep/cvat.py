@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from common import UserError, check_replaceable, fail
+from common.folders import check_replaceable
+from handspot.errors import UserError, fail
 from prep.coco import plan_items
 from prep.dataset import Plan, RawObject
 from prep.labelled import LabelledImage, add_import_parser, build_import, classes_of

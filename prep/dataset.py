@@ -26,7 +26,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common import UserError, atomic_dir, atomic_write_json, write_label_map
+from common.folders import atomic_dir
+from common.labelmap import write_label_map
+from handspot.errors import UserError
 from prep.geometry import (
     clean_polygon,
     clip_polygon,
@@ -36,6 +38,7 @@ from prep.geometry import (
     rasterize,
 )
 from prep.sources import Source, TinyImage, upright, validate_image
+from prep.summary import DatasetSummary, SplitSummary, Totals
 
 SPLITS = ("train", "eval", "test")
 CSV_COLUMNS = (
@@ -107,7 +110,7 @@ class Plan:
     video_meta: dict | None = None
     labels: Path | None = None  # the labelling tool's file read, beside the source's images
 
-    def build(self, out: Path, **kwargs) -> dict:
+    def build(self, out: Path, **kwargs) -> DatasetSummary:
         """Write this plan as a dataset folder (see :func:`build` for ``kwargs``); never into a
         folder that holds what it reads."""
         inputs = [self.source.path] + ([self.labels] if self.labels else [])
@@ -294,7 +297,7 @@ def build(
     video_meta: dict | None = None,
     dataset: str = "",
     inputs: Sequence[Path] = (),
-) -> dict:
+) -> DatasetSummary:
     """Write the dataset folder and return its summary (also written as ``summary.json``).
 
     ``split_of`` maps each task key to ``train``/``eval``/``test``. Tasks are written in the
@@ -302,25 +305,11 @@ def build(
     """
     from prep import tfrecord  # TensorFlow only in the writing process, never in workers
 
-    class_ids = {name: i for i, name in enumerate(classes, 1)}
-    for task in tasks:
-        for obj in task.objects:
-            if obj.label not in class_ids:
-                raise UserError(f"{task.member}: class {obj.label!r} is not one of {list(classes)}")
-    if not tasks:
-        raise UserError("no frames to write")
-    per_split = Counter(split_of[t.key] for t in tasks)
-    frame_skips: dict[str, Counter] = defaultdict(Counter)
-    box_skips: dict[str, Counter] = defaultdict(Counter)
-    notes: dict[str, Counter] = defaultdict(Counter)
-    frames, boxes = Counter(), Counter()
-    vid_frames, vid_boxes = Counter(), Counter()
-    vid_skips: dict[str, Counter] = defaultdict(Counter)
-    problems: list[str] = []
-    rows: dict[str, list] = {s: [] for s in SPLITS}
-
-    tool = (meta or {}).get("tool", "prep")
-    with atomic_dir(out, "dataset", tool=tool, inputs=inputs) as tmp:
+    class_ids = _class_ids(tasks, classes)
+    tally = Tally()
+    meta = dict(meta or {})
+    with atomic_dir(out, "dataset", tool=meta.get("tool", "prep"), inputs=inputs) as tmp:
+        per_split = Counter(split_of[t.key] for t in tasks)
         writers = {}
         for split in SPLITS:
             (tmp / "images" / split).mkdir(parents=True)
@@ -332,93 +321,131 @@ def build(
                 source, tasks, masks=masks, keep_empty=keep_empty, workers=workers
             ):
                 split = split_of[res.key]
-                for reason, message in res.problems:
-                    problems.append(f"{res.key}: {message}")
-                    if reason == res.skipped:
-                        frame_skips[split][reason] += 1
-                        vid_skips[res.video][f"frame:{reason}"] += 1
-                    elif reason in ("nan_coordinates", "clipped_to_image"):
-                        notes[split][reason] += 1
-                    else:
-                        box_skips[split][reason] += 1
-                        vid_skips[res.video][f"box:{reason}"] += 1
+                tally.problems(res, split)
                 if res.skipped:
                     continue
                 (tmp / "images" / split / res.key).write_bytes(res.image)
-                ex = tfrecord.Example(
-                    filename=res.key,
-                    width=res.width,
-                    height=res.height,
-                    encoded=res.image,
-                    boxes=np.array([o.box for o in res.objects], np.float64).reshape(-1, 4),
-                    labels=[o.label for o in res.objects],
-                    label_ids=[class_ids[o.label] for o in res.objects],
-                    masks_png=[o.mask_png for o in res.objects] if masks else [],
-                    image_format=res.image_format,
-                    dataset=dataset,
-                )
-                writers[split].write(tfrecord.encode(ex))
-                frames[split] += 1
-                boxes[split] += len(res.objects)
-                vid_frames[res.video] += 1
-                vid_boxes[res.video] += len(res.objects)
-                for o in res.objects:
-                    rows[split].append(
-                        [
-                            res.key,
-                            res.width,
-                            res.height,
-                            o.label,
-                            *(_num(v) for v in o.box),
-                            res.video,
-                            o.hand_type,
-                        ]
-                    )
+                writers[split].write(tfrecord.encode(_example(res, class_ids, masks, dataset)))
+                tally.written(res, split)
         finally:
             for w in writers.values():
                 w.close()
+        tally.write_tables(tmp)
+        write_label_map(tmp / "label_map.pbtxt", classes)
+        shards = {s: len(w.paths) for s, w in writers.items()}
+        summary = tally.summary(tasks, split_of, list(classes), masks, meta, video_meta, shards)
+        summary.write(tmp)
+    return summary
 
+
+def _class_ids(tasks: Sequence[FrameTask], classes: Sequence[str]) -> dict[str, int]:
+    """Label map ids (1..N) by name; every task's label must be one of ``classes``."""
+    class_ids = {name: i for i, name in enumerate(classes, 1)}
+    for task in tasks:
+        for obj in task.objects:
+            if obj.label not in class_ids:
+                raise UserError(f"{task.member}: class {obj.label!r} is not one of {list(classes)}")
+    if not tasks:
+        raise UserError("no frames to write")
+    return class_ids
+
+
+def _example(res: FrameResult, class_ids: dict[str, int], masks: bool, dataset: str):
+    from prep import tfrecord
+
+    return tfrecord.Example(
+        filename=res.key,
+        width=res.width,
+        height=res.height,
+        encoded=res.image,
+        boxes=np.array([o.box for o in res.objects], np.float64).reshape(-1, 4),
+        labels=[o.label for o in res.objects],
+        label_ids=[class_ids[o.label] for o in res.objects],
+        masks_png=[o.mask_png for o in res.objects] if masks else [],
+        image_format=res.image_format,
+        dataset=dataset,
+    )
+
+
+class Tally:
+    """What ``build`` counts as it writes: frames and boxes per split and per video, the reasons
+    of what was skipped or fixed, and the rows of the per-split label tables."""
+
+    def __init__(self):
+        self.frames, self.boxes = Counter(), Counter()
+        self.frame_skips: dict[str, Counter] = defaultdict(Counter)
+        self.box_skips: dict[str, Counter] = defaultdict(Counter)
+        self.fixed: dict[str, Counter] = defaultdict(Counter)
+        self.video_frames, self.video_boxes = Counter(), Counter()
+        self.video_skips: dict[str, Counter] = defaultdict(Counter)
+        self.problem_lines: list[str] = []
+        self.rows: dict[str, list] = {s: [] for s in SPLITS}
+
+    def problems(self, res: FrameResult, split: str) -> None:
+        for reason, message in res.problems:
+            self.problem_lines.append(f"{res.key}: {message}")
+            if reason == res.skipped:
+                self.frame_skips[split][reason] += 1
+                self.video_skips[res.video][f"frame:{reason}"] += 1
+            elif reason in ("nan_coordinates", "clipped_to_image"):
+                self.fixed[split][reason] += 1
+            else:
+                self.box_skips[split][reason] += 1
+                self.video_skips[res.video][f"box:{reason}"] += 1
+
+    def written(self, res: FrameResult, split: str) -> None:
+        self.frames[split] += 1
+        self.boxes[split] += len(res.objects)
+        self.video_frames[res.video] += 1
+        self.video_boxes[res.video] += len(res.objects)
+        for o in res.objects:
+            box = (_num(v) for v in o.box)
+            self.rows[split].append(
+                [res.key, res.width, res.height, o.label, *box, res.video, o.hand_type]
+            )
+
+    def write_tables(self, folder: Path) -> None:
+        """``<split>_labels.csv``: one row a box (``CSV_COLUMNS``)."""
         for split in SPLITS:
             buf = io.StringIO()
             writer = csv.writer(buf, lineterminator="\n")
             writer.writerow(CSV_COLUMNS)
-            writer.writerows(rows[split])
-            (tmp / f"{split}_labels.csv").write_text(buf.getvalue())
-        write_label_map(tmp / "label_map.pbtxt", classes)
-        videos = sorted({t.video for t in tasks})
-        summary = {
-            **(meta or {}),
-            "classes": list(classes),
-            "masks": masks,
-            "totals": {
-                "frames": sum(frames.values()),
-                "boxes": sum(boxes.values()),
-                "skipped_frames": sum(sum(c.values()) for c in frame_skips.values()),
-                "skipped_boxes": sum(sum(c.values()) for c in box_skips.values()),
-            },
-            "splits": {
-                s: {
-                    "frames": frames[s],
-                    "boxes": boxes[s],
-                    "shards": len(writers[s].paths) if s in writers else 0,
-                    "records": tfrecord.shard_pattern(".", s).removeprefix("./"),
-                    "videos": sorted({t.video for t in tasks if split_of[t.key] == s}),
-                    "skipped_frames": dict(sorted(frame_skips[s].items())),
-                    "skipped_boxes": dict(sorted(box_skips[s].items())),
-                    "fixed": dict(sorted(notes[s].items())),
-                }
-                for s in SPLITS
-            },
-            "videos": {
-                v: {
-                    **((video_meta or {}).get(v, {})),
-                    "frames": vid_frames[v],
-                    "boxes": vid_boxes[v],
-                    "skipped": dict(sorted(vid_skips[v].items())),
-                }
-                for v in videos
-            },
-            "problems": problems,
+            writer.writerows(self.rows[split])
+            (folder / f"{split}_labels.csv").write_text(buf.getvalue())
+
+    def summary(self, tasks, split_of, classes, masks, meta, video_meta, shards) -> DatasetSummary:
+        from prep import tfrecord
+
+        totals = Totals(
+            sum(self.frames.values()),
+            sum(self.boxes.values()),
+            sum(sum(c.values()) for c in self.frame_skips.values()),
+            sum(sum(c.values()) for c in self.box_skips.values()),
+        )
+        splits = {
+            s: SplitSummary(
+                self.frames[s],
+                self.boxes[s],
+                tfrecord.shard_pattern(".", s).removeprefix("./"),
+                shards.get(s, 0),
+                sorted({t.video for t in tasks if split_of[t.key] == s}),
+                dict(sorted(self.frame_skips[s].items())),
+                dict(sorted(self.box_skips[s].items())),
+                dict(sorted(self.fixed[s].items())),
+            )
+            for s in SPLITS
         }
-        atomic_write_json(tmp / "summary.json", summary)
-    return summary
+        videos = {
+            v: {
+                **((video_meta or {}).get(v, {})),
+                "frames": self.video_frames[v],
+                "boxes": self.video_boxes[v],
+                "skipped": dict(sorted(self.video_skips[v].items())),
+            }
+            for v in sorted({t.video for t in tasks})
+        }
+        tool = meta.pop("tool", "prep")
+        return DatasetSummary(
+            tool, classes, totals, splits, masks=masks, videos=videos,
+            problems=self.problem_lines, meta=meta,
+        )  # fmt: skip

@@ -28,10 +28,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import scipy.io
 
-from common import CACHE_DIR, UserError, check_replaceable, fail, parse_names
+from common.folders import check_replaceable
+from common.paths import CACHE_DIR
+from handspot.errors import UserError, fail
+from handspot.options import parse_names
 from prep.dataset import FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video
+from prep.summary import DatasetSummary
 
 HAND_TYPES = ("myleft", "myright", "yourleft", "yourright")
 CLASS_SETS = {"hand": ("hand",), "hand_type": HAND_TYPES}
@@ -328,7 +332,7 @@ def prepare(
     keep_empty: bool = False,
     frames_per_shard: int = 400,
     **kw,
-) -> dict:
+) -> DatasetSummary:
     """Discover, split and write (see :func:`plan_egohands`); return the summary."""
     check_replaceable(Path(out), "dataset")  # before reading anything
     return plan_egohands(source, **kw).build(
@@ -339,21 +343,18 @@ def prepare(
     )
 
 
-def print_summary(summary: dict, out: Path, seconds: float) -> None:
+def print_summary(summary: DatasetSummary, out: Path, seconds: float) -> None:
     print(f"\n{'split':<6} {'frames':>7} {'boxes':>7} {'shards':>6} {'skipped':>8}  videos")
-    for name, s in summary["splits"].items():
-        skipped = sum(s["skipped_frames"].values())
-        print(
-            f"{name:<6} {s['frames']:>7} {s['boxes']:>7} {s['shards']:>6} {skipped:>8}  "
-            f"{len(s['videos'])}"
-        )
-    t = summary["totals"]
+    for name, s in summary.splits.items():
+        skipped = sum(s.skipped_frames.values())
+        print(f"{name:<6} {s.frames:>7} {s.boxes:>7} {s.shards:>6} {skipped:>8}  {len(s.videos)}")
+    t = summary.totals
     print(
-        f"{t['frames']} frames, {t['boxes']} boxes, masks: {'yes' if summary['masks'] else 'no'}; "
-        f"skipped {t['skipped_frames']} frames, {t['skipped_boxes']} boxes "
+        f"{t.frames} frames, {t.boxes} boxes, masks: {'yes' if summary.masks else 'no'}; "
+        f"skipped {t.skipped_frames} frames, {t.skipped_boxes} boxes "
         f"(reasons in {out / 'summary.json'})"
     )
-    for w in summary.get("warnings", []):
+    for w in summary.warnings:
         print(f"warning: {w}")
     print(f"wrote {out} in {seconds:.1f} s")
 

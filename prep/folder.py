@@ -14,11 +14,12 @@ and test splits.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import UserError, read_label_map
+from common.labelmap import read_label_map
+from handspot.errors import UserError
+from prep.summary import DatasetSummary, SplitSummary
 from prep.tfrecord import shard_pattern
 
 SPLITS = ("train", "eval", "test")
@@ -68,34 +69,32 @@ class Dataset:
     @classmethod
     def read(cls, folder: str | Path) -> Dataset:
         path = Path(folder)
-        summary_path = path / "summary.json"
         if not path.is_dir():
             raise UserError(f"dataset folder not found: {path}")
-        summary = {}
-        if summary_path.is_file():
-            try:
-                summary = json.loads(summary_path.read_text())
-            except ValueError as e:
-                raise UserError(f"{summary_path} is not valid JSON ({e})") from None
+        summary = DatasetSummary.read(path)
         classes = tuple(read_label_map(path / "label_map.pbtxt").values())
-        if summary.get("tool") == "prep.mix":
+        if summary is not None and summary.mix:
             sources = {
-                name: _source(path, name, s["splits"], ("eval", "test"), s["held_out_whole"])
-                for name, s in summary["sources"].items()
+                name: _source(path, name, s.splits, ("eval", "test"), s.held_out_whole)
+                for name, s in summary.sources.items()
             }
             return cls(path, classes, sources, mix=True)
-        splits = summary.get("splits") or {
-            s: {"frames": None, "boxes": None, "records": shard_pattern(".", s).removeprefix("./")}
-            for s in SPLITS
-        }  # a folder with records and a label map but no summary: the standard names
+        splits = (
+            summary.splits
+            if summary is not None and summary.splits
+            else {
+                s: SplitSummary(None, None, shard_pattern(".", s).removeprefix("./"))
+                for s in SPLITS
+            }
+        )  # a folder with records and a label map but no summary: the standard names
         return cls(path, classes, {"": _source(path, "", splits, ("eval",))}, mix=False)
 
 
-def _source(root: Path, name: str, splits: dict, held_out: tuple[str, ...], whole=False) -> Source:
+def _source(root: Path, name: str, splits: dict[str, SplitSummary], held_out, whole=False):
     return Source(
         name,
         {
-            s: Split(v["frames"], v["boxes"], str(root / v["records"]))
+            s: Split(v.frames, v.boxes, str(root / v.records))
             for s, v in splits.items()
             if s in SPLITS
         },

@@ -64,4 +64,4 @@ def build_import(plan, out: Path, workers: int) -> None:
     summary = plan.build(out, workers=workers)
     for warning in plan.meta.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {out}: {summary['totals']['frames']} frames, {summary['totals']['boxes']} boxes")
+    print(f"wrote {out}: {summary.totals.frames} frames, {summary.totals.boxes} boxes")

@@ -25,7 +25,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
-from common import UserError, atomic_write_bytes, check_replaceable, fail
+from common.folders import check_replaceable
+from handspot.errors import UserError, fail
+from handspot.files import atomic_write_bytes
 from prep.coco import plan_items
 from prep.dataset import Plan, RawObject
 from prep.labelled import LabelledImage, add_import_parser, build_import

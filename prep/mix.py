@@ -35,17 +35,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common import (
-    UserError,
-    atomic_dir,
-    atomic_write_json,
-    check_replaceable,
-    fail,
-    parse_names,
-    write_label_map,
-)
+from common.folders import atomic_dir, check_replaceable
+from common.labelmap import write_label_map
+from handspot.errors import UserError, fail
+from handspot.options import parse_names
 from prep.dataset import SPLITS, Plan
 from prep.dedup import near_pairs, phash
+from prep.summary import MIX, DatasetSummary, SourceSummary, SplitSummary, Totals
 
 KINDS = ("egohands", "coco", "voc")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -153,7 +149,7 @@ def mix(
     dup_distance: int = 4,
     seed: int = 0,
     workers: int = 2,
-) -> dict:
+) -> DatasetSummary:
     """Plan every source, hold out the named ones, drop duplicates, write; return the summary."""
     if not specs:
         raise UserError("no sources: pass --egohands, --coco or --voc NAME=PATH")
@@ -212,60 +208,55 @@ def mix(
         writer.writeheader()
         writer.writerows(pairs)
         (tmp / "duplicates.csv").write_text(buf.getvalue())
-        summary = {
-            "tool": "prep.mix",
-            "classes": classes,
-            "sources": {
+        summary = DatasetSummary(
+            MIX,
+            classes,
+            Totals(*(sum(getattr(b.totals, k) for b in summaries.values()) for k in TOTALS)),
+            sources={
                 spec.name: _source_summary(spec, summaries[spec.name], plans[spec.name], hold_out)
                 for spec in specs
             },
-            "duplicates": {"distance_bits": dup_distance, **counts},
-            "totals": {
-                k: sum(s["totals"][k] for s in summaries.values())
-                for k in ("frames", "boxes", "skipped_frames", "skipped_boxes")
-            },
-        }
-        atomic_write_json(tmp / "summary.json", summary)
+            duplicates={"distance_bits": dup_distance, **counts},
+        )
+        summary.write(tmp)
     return summary
 
 
-def _source_summary(spec: SourceSpec, built: dict, plan: Plan, hold_out) -> dict:
-    splits = built["splits"]
-    return {
-        "kind": spec.kind,
-        "path": str(spec.path),
-        "split_by": built.get("split_by"),
-        "held_out_whole": spec.name in hold_out,
-        "dropped_duplicates": plan.meta.get("dropped_duplicates", 0),
-        "splits": {
-            s: {
-                "frames": splits[s]["frames"],
-                "boxes": splits[s]["boxes"],
-                "records": f"{spec.name}/{splits[s]['records']}",
-            }
-            for s in SPLITS
+TOTALS = ("frames", "boxes", "skipped_frames", "skipped_boxes")
+
+
+def _source_summary(spec: SourceSpec, built: DatasetSummary, plan: Plan, hold_out) -> SourceSummary:
+    return SourceSummary(
+        {
+            s: SplitSummary(split.frames, split.boxes, f"{spec.name}/{split.records}")
+            for s, split in built.splits.items()
         },
-        "skipped_frames": built["totals"]["skipped_frames"],
-        "skipped_boxes": built["totals"]["skipped_boxes"],
-        "warnings": built.get("warnings", []),
-    }
+        kind=spec.kind,
+        path=str(spec.path),
+        held_out_whole=spec.name in hold_out,
+        split_by=built.meta.get("split_by"),
+        dropped_duplicates=plan.meta.get("dropped_duplicates", 0),
+        skipped_frames=built.totals.skipped_frames,
+        skipped_boxes=built.totals.skipped_boxes,
+        warnings=built.warnings,
+    )
 
 
-def print_table(summary: dict, out: Path, seconds: float) -> None:
+def print_table(summary: DatasetSummary, out: Path, seconds: float) -> None:
     print(f"\n{'source':<16} {'kind':<9} {'train':>11} {'eval':>11} {'test':>11}  dropped dups")
-    for name, s in summary["sources"].items():
-        cells = [f"{s['splits'][k]['frames']}/{s['splits'][k]['boxes']}" for k in SPLITS]
-        held = " (held out)" if s["held_out_whole"] else ""
+    for name, s in summary.sources.items():
+        cells = [f"{s.splits[k].frames}/{s.splits[k].boxes}" for k in SPLITS]
+        held = " (held out)" if s.held_out_whole else ""
         print(
-            f"{name:<16} {s['kind']:<9} {cells[0]:>11} {cells[1]:>11} {cells[2]:>11}  "
-            f"{s['dropped_duplicates']}{held}"
+            f"{name:<16} {s.kind:<9} {cells[0]:>11} {cells[1]:>11} {cells[2]:>11}  "
+            f"{s.dropped_duplicates}{held}"
         )
-        for w in s["warnings"]:
+        for w in s.warnings:
             print(f"warning: {name}: {w}")
-    d, t = summary["duplicates"], summary["totals"]
+    d, t = summary.duplicates, summary.totals
     print(
-        f"frames/boxes per split. {t['frames']} frames, {t['boxes']} boxes; skipped "
-        f"{t['skipped_frames']} frames, {t['skipped_boxes']} boxes. Near-duplicate pairs "
+        f"frames/boxes per split. {t.frames} frames, {t.boxes} boxes; skipped "
+        f"{t.skipped_frames} frames, {t.skipped_boxes} boxes. Near-duplicate pairs "
         f"(<= {d['distance_bits']} bits) across sources or splits: {d['pairs']} (list in "
         f"{out / 'duplicates.csv'})"
     )

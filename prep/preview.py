@@ -7,8 +7,8 @@ from pathlib import Path
 
 import cv2
 
-from common import atomic_write_bytes
-from common.draw import draw
+from handspot.draw import draw
+from handspot.files import atomic_write_bytes
 from prep.dataset import SPLITS
 
 

@@ -12,7 +12,8 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
-from common import UserError
+from handspot.errors import UserError
+from handspot.images import truncated
 
 EGOHANDS_URL = "http://vision.soic.indiana.edu/egohands_files/egohands_data.zip"
 
@@ -93,14 +94,11 @@ def validate_image(data: bytes) -> tuple[int, int, str]:
     truncated or corrupt one (``TinyImage`` for one under ``MIN_SIDE`` pixels a side). JPEGs
     are decoded at 1/8 scale (libjpeg DCT scaling), so every byte is checked at a fraction of
     the cost of a full decode."""
-    if data.startswith(b"\xff\xd8"):
-        fmt = "jpeg"
-        if b"\xff\xd9" not in data[-64:].rstrip(b"\x00"):
-            raise ValueError("truncated JPEG (no end-of-image marker)")
-    elif data.startswith(b"\x89PNG"):
-        fmt = "png"
-    else:
+    if not data.startswith((b"\xff\xd8", b"\x89PNG")):
         raise ValueError("not a JPEG or PNG image")
+    if why := truncated(data):
+        raise ValueError(why)
+    fmt = "jpeg" if data.startswith(b"\xff\xd8") else "png"
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(io.BytesIO(data)) as im:

@@ -6,7 +6,7 @@ import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from common import UserError
+from handspot.errors import UserError
 
 SPLITS = ("train", "eval", "test")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from common import UserError
 from common.tfenv import tf
+from handspot.errors import UserError
 from prep.geometry import png_to_mask
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from lxml import etree
 
-from common import UserError, atomic_dir, check_replaceable, fail
+from common.folders import atomic_dir, check_replaceable
+from handspot.errors import UserError, fail
 from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
 from prep.split import add_split_by, choose_split, published_split
+from prep.summary import DatasetSummary
 
 
 def read_voc(path: Path) -> tuple[str, list[RawObject]]:
@@ -119,7 +121,9 @@ def plan_voc(
     return Plan(source, tasks, split_of, names, False, meta, labels=Path(annotations))
 
 
-def import_voc(images: Path, annotations: Path, out: Path, *, workers: int = 2, **kw) -> dict:
+def import_voc(
+    images: Path, annotations: Path, out: Path, *, workers: int = 2, **kw
+) -> DatasetSummary:
     """Build a dataset folder from VOC XMLs (see :func:`plan_voc` for the split)."""
     check_replaceable(Path(out), "dataset")  # before reading anything
     return plan_voc(images, annotations, **kw).build(out, workers=workers)
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 workers=args.workers,
             )
-            print(f"wrote {args.out}: {s['totals']['frames']} frames, {s['totals']['boxes']} boxes")
+            print(f"wrote {args.out}: {s.totals.frames} frames, {s.totals.boxes} boxes")
         else:
             n = export_voc(args.data, args.split, args.out)
             print(f"wrote {n} VOC annotations to {args.out}")

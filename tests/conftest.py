@@ -67,8 +67,8 @@ def real_data(real_sample, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def handtrackjs_package() -> Path:
     """handtrack.js 0.1.5 from the cache, or npm pack (skipped when neither works)."""
-    from common import UserError
-    from pipelines.handtrack import fetch_package
+    from handspot.errors import UserError
+    from webexport.handtrack import fetch_package
 
     try:
         return fetch_package()

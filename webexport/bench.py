@@ -22,10 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import DEFAULT_MODEL, UserError, atomic_write_json, fail
-from common.browser import browser_page
-from common.webserver import serve_in_background
+from common.paths import DEFAULT_MODEL
+from handspot.errors import UserError, fail
+from handspot.files import atomic_write_json
 from prep.samples import sample_frames
+from webexport.browser import browser_page
+from webexport.handtrack import MODEL_SUBDIR, fetch_package
+from webexport.server import serve_in_background
 
 TARGET = 5.0
 DEFAULT_RUNTIME = "ours litert-threads int8"
@@ -45,8 +48,6 @@ def write_media(folder: Path, frames: list[np.ndarray]) -> None:
 
 def bench(model: Path, rounds: int = 20, reps: int = 3, warmup: int = 2) -> dict:
     """Both page runs; ``{"detect_ms": result, "video_fps": result}``."""
-    from pipelines.handtrack import MODEL_SUBDIR, fetch_package
-
     htj = fetch_package() / MODEL_SUBDIR
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

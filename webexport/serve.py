@@ -13,8 +13,9 @@ import contextlib
 import sys
 from pathlib import Path
 
-from common import DEFAULT_MODEL, UserError, fail
-from common.webserver import make_server
+from common.paths import DEFAULT_MODEL
+from handspot.errors import UserError, fail
+from webexport.server import make_server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,9 @@ import errno
 
 import pytest
 
-from common import STAMP, UserError, atomic_dir, check_not_inside, check_replaceable, disk_full
+from common.folders import STAMP, atomic_dir, check_not_inside, check_replaceable
+from handspot.errors import UserError
+from handspot.files import disk_full
 
 
 class TFError(Exception):  # a TensorFlow file-system error: no errno, the reason in its text

@@ -207,7 +207,7 @@ def test_profile_accounts_for_every_stage(tmp_path):
     """--profile on a short real video with both outputs: every stage took time, the multi
     script draws in its workers, and the outputs equal the single-threaded script's."""
     from detect.bench import make_video
-    from detect.run import DetectOptions, detect
+    from handspot.run import DetectOptions, detect
     from prep.samples import DEFAULT_SAMPLE
 
     video = make_video(tmp_path / "v.mp4", 24, DEFAULT_SAMPLE)

@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from common import DEFAULT_MODEL, UserError
-from common.backends import load_detector
-from common.detections import box_iou
-from common.landmarks import HandLandmarker, LandmarkModel, Roi
+from common.paths import DEFAULT_MODEL
+from handspot.detections import box_iou
+from handspot.errors import UserError
+from handspot.landmarks import HandLandmarker, LandmarkModel, Roi
+from pipelines.backends import load_detector
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ def landmarker() -> HandLandmarker:
 def test_keypoints_and_left_right_agree_with_mediapipe_hands(held_out, landmarker):
     """MediaPipe Hands' own pipeline (palm detector + landmark model) in MediaPipe's own
     environment, which the project makes on first use: PCK@0.1 >= 0.9 and the same hand."""
-    from common.mediapipe_env import MediaPipeHands
+    from pipelines.mediapipe_env import MediaPipeHands
 
     try:
         theirs = MediaPipeHands()
@@ -103,9 +104,9 @@ def test_the_stage_rejects_a_real_face(webcam_root, landmarker):
 def test_ids_hold_on_a_clip_of_moving_hands(real_sample, webcam_root):
     """Held-out webcam hands moving over a real background for 120 frames: the video mode's
     ids hold, every hand is found most of the time, and the detector ran on few frames."""
-    from common.tracking import id_switches
-    from detect.run import DetectOptions
-    from detect.sources import Frame
+    from handspot.run import DetectOptions
+    from handspot.sources import Frame
+    from handspot.tracking import id_switches
     from prep.samples import moving_hands_clip
 
     pictures, truth = moving_hands_clip(frames=120)

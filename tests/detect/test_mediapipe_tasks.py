@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import UserError
-from common.backends import BACKENDS, load_detector, resize_like_saved_model
-from common.browser import chromium_ready
-from common.detections import Detections, match
-from common.mediapipe_env import has_metadata
+from handspot.detections import Detections, match
+from handspot.errors import UserError
+from handspot.litert import resize_like_saved_model
+from pipelines.backends import BACKENDS, load_detector
+from pipelines.mediapipe_env import has_metadata
+from webexport.browser import chromium_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILY = sorted((ROOT / "exported").glob("hands_ssd*"))

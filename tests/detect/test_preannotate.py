@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from common import UserError
 from detect.preannotate import PreannotateOptions, preannotate
+from handspot.errors import UserError
 from prep.coco import plan_coco
 from prep.cvat import plan_cvat, read_cvat
 from prep.labelstudio import plan_labelstudio

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.backends import load_detector
-from common.detections import Detections, box_iou
+from handspot.detections import Detections, box_iou
+from pipelines.backends import load_detector
 from pipelines.compare import coco_ap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def test_every_size_loads_in_every_backend_and_agrees_on_a_webcam_frame(model, w
     backend finds the SavedModel's hands on a held-out subhih-webcam frame (IoU >= 0.8)."""
     import cv2
 
-    from common.backends import ARTIFACTS
+    from pipelines.backends import PYTHON
 
     card = json.loads((model / "model_card.json").read_text())
     size = card["input_size"][0]
@@ -148,7 +148,7 @@ def test_every_size_loads_in_every_backend_and_agrees_on_a_webcam_frame(model, w
     )
     ref = load_detector(model, "saved_model", score_threshold=0.5).detect(image)
     assert len(ref) >= 1
-    for backend in ARTIFACTS:
+    for backend in PYTHON:
         if backend == "saved_model" or backend.startswith("mediapipe"):
             continue  # MediaPipe Tasks: tests/detect/test_mediapipe_tasks.py
         det = load_detector(model, backend, score_threshold=0.3).detect(image)

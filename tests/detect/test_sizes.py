@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common import DEFAULT_MODEL
+from common.paths import DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
 

@@ -48,8 +48,8 @@ def test_tfjob_runs_our_train_and_follow_commands_as_the_readme_says():
     assert side[:3] == ["python", "-m", "pipelines.evaluate"]
     eval_args = evaluate.build_parser().parse_args(side[3:])
     assert eval_args.follow and str(eval_args.model_dir) == args.model_dir
-    readme = (ROOT / "README.md").read_text()
-    assert "kubectl apply -f pipelines/cluster/tfjob.yaml" in readme
+    guide = (ROOT / "docs" / "cluster.md").read_text()
+    assert "kubectl apply -f pipelines/cluster/tfjob.yaml" in guide
 
 
 def test_gpu_requirements_keep_the_cpu_pins():

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import DEFAULT_MODEL, UserError
+from common.paths import DEFAULT_MODEL
+from handspot.errors import UserError
 from pipelines import pipeline_config as cfg
 from pipelines.distribute import parse_tf_config
 from prep.tfrecord import shard_pattern

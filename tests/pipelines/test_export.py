@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import UserError
-from common.backends import load_detector
+from handspot.errors import UserError
+from pipelines.backends import load_detector
 from prep.tfrecord import read_records, shard_pattern
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def test_every_artifact_with_parity_in_the_model_card(htj7_export):
     assert parity["tflite"]["matched_fraction"] >= 0.95  # int8 keeps the detections
     assert parity["tflite_raw_fp32"] == parity["tflite_fp32"]  # same network, decode and NMS
     assert parity["tflite_raw"]["matched_fraction"] >= 0.9
-    from common.browser import chromium_ready
+    from webexport.browser import chromium_ready
 
     if chromium_ready():
         # the page's own detections (LiteRT.js threads, int8). The page resizes on a canvas
@@ -57,7 +57,7 @@ def test_every_artifact_with_parity_in_the_model_card(htj7_export):
     ]
     assert card["int8_keeps_detections"] is True
     # MediaPipe Tasks loads both TFLite files as they are (metadata from its own writer)
-    from common.mediapipe_env import has_metadata
+    from pipelines.mediapipe_env import has_metadata
 
     assert has_metadata(htj7_export / "model_int8.tflite")
     assert has_metadata(htj7_export / "model_fp32.tflite")
@@ -114,8 +114,8 @@ def test_raw_int8_model_runs_int8_kernels_only(htj7_export):
 
 
 def test_decode_boxes_is_the_od_api_box_coder():
-    """Tiny arrays: common.backends.decode_boxes against the OD API's FasterRcnnBoxCoder."""
-    from common.backends import decode_boxes
+    """Tiny arrays: handspot.decode.decode_boxes against the OD API's FasterRcnnBoxCoder."""
+    from handspot.decode import decode_boxes
     from pipelines.odapi_compat import tf
 
     from object_detection.box_coders.faster_rcnn_box_coder import FasterRcnnBoxCoder
@@ -139,7 +139,7 @@ def test_backends_agree_on_a_real_frame(htj7_export, real_data):
     assert len(ref) >= 1
     for backend in ("tflite", "tflite_fp32", "tflite_raw", "tflite_raw_fp32"):
         det = load_detector(htj7_export, backend, score_threshold=0.4).detect(image)
-        from common.detections import match
+        from handspot.detections import match
 
         assert len(match(ref, det, 0.8)) == len(ref), backend
 
@@ -234,7 +234,7 @@ def test_config_checkpoint_mismatch_is_one_clear_error(tmp_path, htj7_export):
 
     proto = cfg.load(htj7_export / "pipeline.config")
     proto.model.ssd.num_classes = 1
-    from common import write_label_map
+    from common.labelmap import write_label_map
 
     write_label_map(tmp_path / "lm.pbtxt", ["hand"])
     proto.train_input_reader.label_map_path = str(tmp_path / "lm.pbtxt")

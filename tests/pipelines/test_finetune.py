@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import DEFAULT_MODEL, UserError
+from common.paths import DEFAULT_MODEL
+from handspot.errors import UserError
 from pipelines.finetune import FinetuneOptions, FinetuneReport, build_config, rule
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from common.backends import load_detector
-from common.detections import Detections, match
-from common.nodejs import node_ready, run_graph
-from pipelines.handtrack import DETECTION_OUTPUTS, HTJ_CLASSES, MODEL_SUBDIR
+from handspot.detections import Detections, match
+from pipelines.backends import load_detector
 from pipelines.import_handtrackjs import _split_shared, read_graph_weights
 from prep.tfrecord import read_records, shard_pattern
+from webexport.handtrack import DETECTION_OUTPUTS, HTJ_CLASSES, MODEL_SUBDIR
+from webexport.nodejs import node_ready, run_graph
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def test_import_after_other_models_in_the_same_process(handtrackjs_package, tmp_
 
 
 def test_compare_reads_handtrack_detections_as_hands(handtrackjs_package, real_data):
-    from pipelines.handtrack import HandtrackJSDetector
+    from webexport.handtrack import HandtrackJSDetector
 
     if not node_ready():
         pytest.skip("Node or the TF.js packages are missing (npm ci in webexport/)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common import UserError
+from handspot.errors import UserError
 from pipelines import pipeline_config as cfg
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import UserError
+from handspot.errors import UserError
 from pipelines import pipeline_config as cfg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +140,7 @@ def test_face_detector_finds_the_face_on_a_real_webcam_frame(face_detector, webc
 
 
 def test_compare_prints_one_row_per_detector_and_columns_per_source(mix_slice, face_detector):
-    from common.nodejs import node_ready
+    from webexport.nodejs import node_ready
 
     rows = "tflite,handtrack" if node_ready() else "tflite"
     args = ["--data", str(mix_slice[0]), "--limit", "4", "--rows", rows]
@@ -218,7 +218,7 @@ def test_a_batch_larger_than_the_training_set_is_warned_about(mix_slice):
     """Issue 22, case 9: batch 200 on 52 training images said nothing, then ran out of memory
     after 5 minutes. configure now warns, with the frame count and a batch that fits."""
     data, summary = mix_slice
-    frames = sum(s["splits"]["train"]["frames"] for s in summary["sources"].values())
+    frames = sum(s.splits["train"].frames for s in summary.sources.values())
     warning = cfg.batch_warning(cfg.configure("ssd", data, batch_size=200), data)
     assert f"batch 200 is larger than the {frames} training frame(s)" in warning
     assert cfg.batch_warning(cfg.configure("ssd", data, batch_size=2), data) is None

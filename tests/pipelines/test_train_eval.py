@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import UserError
+from handspot.errors import UserError
 from pipelines import pipeline_config as cfg
 from pipelines.evaluate import EdgeRecall, HandIoU, evaluate
 from pipelines.odapi_compat import tf
+from pipelines.results import EvalResult
 from pipelines.train import Trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,13 +71,13 @@ def test_resuming_with_another_model_config_is_refused(ssd_run, tmp_path):
 
 def test_evaluate_ssd_once(ssd_run, prepared):
     pipeline, run, _ = ssd_run
-    result = evaluate(pipeline, tf.train.latest_checkpoint(str(run)), quiet=True)
-    assert result["examples"] == prepared[1]["splits"]["eval"]["frames"]
+    result = evaluate(pipeline, tf.train.latest_checkpoint(str(run)), quiet=True).first
+    assert result.examples == prepared[1].splits["eval"].frames
     for key in ("box_AP", "box_AP50", "box_AR100"):
-        assert 0.0 <= result["headline"][key] <= 1.0
-    assert "Loss/total_loss" in result["metrics"]
-    m = result["metrics"]
-    assert m["boxes_edge"] + m["boxes_inside"] == prepared[1]["splits"]["eval"]["boxes"]
+        assert 0.0 <= result.headline[key] <= 1.0
+    assert "Loss/total_loss" in result.metrics
+    m = result.metrics
+    assert m["boxes_edge"] + m["boxes_inside"] == prepared[1].splits["eval"].boxes
 
 
 def test_evaluate_reports_each_source_of_a_mix(ssd_run, mix_slice, tmp_path):
@@ -85,15 +86,19 @@ def test_evaluate_reports_each_source_of_a_mix(ssd_run, mix_slice, tmp_path):
     cfg.save(proto, tmp_path / "p.config")
     checkpoint = tf.train.latest_checkpoint(str(run))
     result = evaluate(tmp_path / "p.config", checkpoint, max_examples=2, quiet=True)
-    per_source = result["per_source"]
+    per_source = result.per_source
     assert list(per_source) == ["ego", "subhih", "fingers"]
-    assert [r["examples"] for r in per_source.values()] == [2, 2, 2]
+    assert [r.examples for r in per_source.values()] == [2, 2, 2]
     for r in per_source.values():
-        assert 0.0 <= r["headline"]["box_AP50"] <= 1.0
-        assert r["metrics"]["boxes_edge"] + r["metrics"]["boxes_inside"] > 0
-    assert result["headline"] == per_source["ego"]["headline"]
-    if not result["notes"]:  # the face model was available: faces were looked for
-        assert all("face_images" in r["metrics"] for r in per_source.values())
+        assert 0.0 <= r.headline["box_AP50"] <= 1.0
+        assert r.metrics["boxes_edge"] + r.metrics["boxes_inside"] > 0
+    assert result.card_eval() == {name: r.headline for name, r in per_source.items()}
+    saved = tmp_path / "metrics.json"
+    result.save(saved)  # the file as the exporter reads it: the first source at the top level
+    assert json.dumps(EvalResult.read(saved).to_dict()) == json.dumps(result.to_dict())
+    assert json.loads(saved.read_text())["headline"] == per_source["ego"].headline
+    if not result.notes:  # the face model was available: faces were looked for
+        assert all("face_images" in r.metrics for r in per_source.values())
 
 
 def test_missing_fine_tune_checkpoint_says_what_to_do(prepared, tmp_path):
@@ -108,10 +113,10 @@ def test_mask_rcnn_trains_and_evaluates_masks(prepared, tmp_path):
     result = train(pipeline, tmp_path / "run", quiet=True)
     assert result["step"] == 2 and np.isfinite(result["losses"]["Loss/total_loss"])
     assert "Loss/BoxClassifierLoss/mask_loss" in result["losses"]
-    metrics = evaluate(pipeline, result["checkpoint"], max_examples=3, quiet=True)
-    assert metrics["examples"] == 3
-    assert {"box_AP", "mask_AP", "hand_IoU"} <= set(metrics["headline"])
-    assert 0.0 <= metrics["metrics"]["hand_iou"] <= 1.0
+    metrics = evaluate(pipeline, result["checkpoint"], max_examples=3, quiet=True).first
+    assert metrics.examples == 3
+    assert {"box_AP", "mask_AP", "hand_IoU"} <= set(metrics.headline)
+    assert 0.0 <= metrics.metrics["hand_iou"] <= 1.0
 
 
 def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(prepared, tmp_path):

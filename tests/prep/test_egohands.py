@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from common import UserError, read_label_map
+from common.labelmap import read_label_map
+from handspot.errors import UserError
 from prep.egohands import HAND_TYPES, parse_metadata, parse_polygons, prepare
 from prep.fixtures import write_egohands
 from prep.geometry import rasterize
@@ -106,19 +107,19 @@ def test_csv_matches_records(prepared):
 def test_edge_cases_are_counted_not_fatal(prepared, egohands_tree):
     out, summary = prepared
     first = next(iter(egohands_tree[1]))  # the video the fixture puts its edge cases in
-    video = summary["videos"][first]
+    video = summary.videos[first]
     assert video["skipped"] == {"box:degenerate_polygon": 1, "frame:no_hands": 1}
     assert video["frames"] == 7
-    assert summary["totals"]["skipped_frames"] == 1
+    assert summary.totals.skipped_frames == 1
     split = video["split"]
-    assert summary["splits"][split]["fixed"]["nan_coordinates"] == 1
+    assert summary.splits[split].fixed["nan_coordinates"] == 1
     border_key = f"{first}_{egohands_tree[1][first][1][1].name}"
     border = [
         r for r in rows(out, split) if r["filename"] == border_key and r["hand_type"] == "myleft"
     ]
     assert len(border) == 1, "a hand running past the image edge is kept"
     assert (border[0]["xmin"], border[0]["ymin"]) == ("1", "1")
-    assert any("2 point(s)" in p for p in summary["problems"])
+    assert any("2 point(s)" in p for p in summary.problems)
 
 
 def test_split_is_by_video(prepared, egohands_tree):
@@ -128,7 +129,7 @@ def test_split_is_by_video(prepared, egohands_tree):
         for r in rows(out, split):
             assert seen.setdefault(r["video"], split) == split
     assert set(seen) == set(egohands_tree[1])
-    assert sorted(summary["splits"][s]["videos"][0] for s in SPLITS) == sorted(seen)
+    assert sorted(summary.splits[s].videos[0] for s in SPLITS) == sorted(seen)
 
 
 def test_rerun_is_byte_identical_and_parallel_matches_serial(prepared, egohands_tree, tmp_path):
@@ -167,17 +168,17 @@ def test_hand_type_classes(egohands_tree, tmp_path):
 def test_frame_split_option(egohands_tree, tmp_path):
     out = tmp_path / "frames"
     summary = prepare(Source(egohands_tree[0]), out, split_by="frame", workers=0)
-    assert summary["split_by"] == "frame"
-    assert summary["totals"]["frames"] == 23
-    assert len(summary["splits"]["train"]["videos"]) == 3
+    assert summary.meta["split_by"] == "frame"
+    assert summary.totals.frames == 23
+    assert len(summary.splits["train"].videos) == 3
 
 
 def test_named_eval_video(egohands_tree, tmp_path):
     video = sorted(egohands_tree[1])[-1]
     summary = prepare(Source(egohands_tree[0]), tmp_path / "o", eval_videos=[video], workers=0)
-    assert summary["splits"]["eval"]["videos"] == [video]
-    assert summary["splits"]["test"]["frames"] == 0
-    assert len(summary["splits"]["train"]["videos"]) == len(egohands_tree[1]) - 1
+    assert summary.splits["eval"].videos == [video]
+    assert summary.splits["test"].frames == 0
+    assert len(summary.splits["train"].videos) == len(egohands_tree[1]) - 1
     assert {r["video"] for r in rows(tmp_path / "o", "eval")} == {video}
     result = run_cli(
         "--source", str(egohands_tree[0]), "--out", str(tmp_path / "x"), "--eval-videos", "NOPE"
@@ -198,7 +199,7 @@ def test_metadata_frame_numbers_pair_frames(egohands_tree, tmp_path):
     folder = tree / "_LABELLED_SAMPLES" / video
     shutil.copy(next(folder.glob("*.jpg")), folder / "frame_0000.jpg")  # an unlabelled frame
     summary = prepare(Source(tree), tmp_path / "out", workers=0)
-    assert summary["totals"]["frames"] == 23  # the extra frame is not paired with anything
+    assert summary.totals.frames == 23  # the extra frame is not paired with anything
     (tree / "metadata.mat").unlink()
     with pytest.raises(UserError, match=f"video {video}: 9 frames but 8 polygon entries"):
         prepare(Source(tree), tmp_path / "out2", workers=0)
@@ -219,9 +220,9 @@ def test_truncated_jpeg_is_a_counted_skip(egohands_tree, tmp_path):
     frame = sorted((tree / "_LABELLED_SAMPLES" / video).glob("*.jpg"))[0]
     frame.write_bytes(frame.read_bytes()[:5000])
     summary = prepare(Source(tree), tmp_path / "out", workers=0)
-    assert summary["videos"][video]["skipped"] == {"frame:corrupt_image": 1}
-    assert summary["totals"]["frames"] == 22
-    assert any("truncated JPEG" in p for p in summary["problems"])
+    assert summary.videos[video]["skipped"] == {"frame:corrupt_image": 1}
+    assert summary.totals.frames == 22
+    assert any("truncated JPEG" in p for p in summary.problems)
 
 
 def test_failure_midway_leaves_previous_output_intact(
@@ -310,6 +311,6 @@ def test_module_and_script_entry_points_both_work():
 def test_fixture_without_metadata_pairs_by_file_order(tmp_path):
     truth = write_egohands(tmp_path / "t", frames_per_video=4, metadata=False, cases={})
     summary = prepare(Source(tmp_path / "t"), tmp_path / "out", workers=0)
-    assert summary["totals"]["frames"] == 12
-    assert any("no metadata.mat" in w for w in summary["warnings"])
-    assert set(summary["videos"]) == set(truth)
+    assert summary.totals.frames == 12
+    assert any("no metadata.mat" in w for w in summary.warnings)
+    assert set(summary.videos) == set(truth)

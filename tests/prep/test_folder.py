@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from common import UserError, write_label_map
+from common.labelmap import write_label_map
+from handspot.errors import UserError
 from prep.folder import Dataset
 
 
@@ -40,7 +41,7 @@ def test_a_plain_folder_is_one_source_held_out_on_its_eval_split(prepared):
     (source,) = data.sources.values()
     assert source.records("train") == str(folder / "train.record-?????-of-?????")
     assert source.held_out() == [str(folder / "eval.record-?????-of-?????")]
-    assert source.splits["test"].frames == summary["splits"]["test"]["frames"]
+    assert source.splits["test"].frames == summary.splits["test"].frames
 
 
 def test_a_folder_without_a_summary_uses_the_standard_names(tmp_path):

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import UserError
+from handspot.errors import UserError
 from prep.coco import import_coco
 from prep.dedup import near_pairs, phash
 from prep.tfrecord import read_records, shard_pattern
@@ -24,26 +24,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_mix_keeps_each_sources_split_and_tags_every_record(mix_slice):
     data, summary = mix_slice
-    s = summary["sources"]
-    assert (s["ego"]["splits"]["train"]["frames"], s["ego"]["splits"]["eval"]["frames"]) == (12, 6)
-    assert s["ego"]["split_by"] == "video"
+    s = summary.sources
+    assert (s["ego"].splits["train"].frames, s["ego"].splits["eval"].frames) == (12, 6)
+    assert s["ego"].split_by == "video"
     # subhih: 8 train + 1 planted duplicate of a test image (dropped), 4 test, no eval
-    assert [s["subhih"]["splits"][k]["frames"] for k in ("train", "eval", "test")] == [8, 0, 4]
-    assert [s["fingers"]["splits"][k]["frames"] for k in ("train", "eval", "test")] == [6, 3, 0]
-    assert s["subhih"]["split_by"] == s["fingers"]["split_by"] == "source"
+    assert [s["subhih"].splits[k].frames for k in ("train", "eval", "test")] == [8, 0, 4]
+    assert [s["fingers"].splits[k].frames for k in ("train", "eval", "test")] == [6, 3, 0]
+    assert s["subhih"].split_by == s["fingers"].split_by == "source"
     for name in ("ego", "subhih", "fingers"):
         for split in ("train", "eval", "test"):
-            if s[name]["splits"][split]["frames"]:
+            if s[name].splits[split].frames:
                 tags = {ex.dataset for ex in read_records(shard_pattern(data / name, split))}
                 assert tags == {name}
     assert (data / "label_map.pbtxt").read_text().count("item") == 1
-    assert summary["totals"]["frames"] == 12 + 6 + 12 + 9
+    assert summary.totals.frames == 12 + 6 + 12 + 9
 
 
 def test_mix_drops_a_train_copy_of_a_held_out_image(mix_slice):
     data, summary = mix_slice
-    assert summary["sources"]["subhih"]["dropped_duplicates"] == 1
-    assert summary["duplicates"]["dropped_train_near_held_out"] == 1
+    assert summary.sources["subhih"].dropped_duplicates == 1
+    assert summary.duplicates["dropped_train_near_held_out"] == 1
     rows = list(csv.DictReader((data / "duplicates.csv").open()))
     planted = [r for r in rows if "dup_copy.jpg" in r["a"] + r["b"]]
     assert len(planted) == 1 and planted[0]["action"].startswith("dropped subhih/dup_copy.jpg")
@@ -86,8 +86,8 @@ def test_a_1x1_image_is_a_counted_skip_not_a_crash(webcam_root, tmp_path):
     annotations.write_text(json.dumps(coco))
     assert phash((annotations.parent / "images" / "tiny.png").read_bytes()) is not None
     summary = mix([SourceSpec("subhih", "coco", annotations)], tmp_path / "mix", workers=0)
-    assert summary["totals"]["skipped_frames"] == 1
-    assert summary["sources"]["subhih"]["splits"]["train"]["frames"] == 4
+    assert summary.totals.skipped_frames == 1
+    assert summary.sources["subhih"].splits["train"].frames == 4
     built = json.loads((tmp_path / "mix" / "subhih" / "summary.json").read_text())
     assert "tiny_image" in json.dumps(built)
 
@@ -110,9 +110,9 @@ def test_coco_import_keeps_the_published_split_and_counts_orphans(tmp_path):
     coco = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "hand"}]}
     (tmp_path / "a.json").write_text(json.dumps(coco))
     s = import_coco(tmp_path / "a.json", None, tmp_path / "out", workers=0)
-    assert [s["splits"][k]["frames"] for k in ("train", "eval", "test")] == [2, 1, 1]
-    assert s["split_by"] == "source" and s["skipped_annotations"] == {"unknown_image": 1}
-    assert s["splits"]["train"]["boxes"] == 3
+    assert [s.splits[k].frames for k in ("train", "eval", "test")] == [2, 1, 1]
+    assert s.meta["split_by"] == "source" and s.meta["skipped_annotations"] == {"unknown_image": 1}
+    assert s.splits["train"].boxes == 3
     images[0]["split"] = "holdout"
     (tmp_path / "b.json").write_text(json.dumps(coco))
     with pytest.raises(UserError, match="unknown split 'holdout'"):
@@ -143,7 +143,7 @@ def test_colliding_file_names_keep_both_images_and_a_name_listed_twice_is_one_er
     anns = [a for a in coco["annotations"] if a["image_id"] in (first["id"], second["id"])]
     (tmp_path / "a.json").write_text(json.dumps({**coco, "images": images, "annotations": anns}))
     summary = import_coco(tmp_path / "a.json", None, tmp_path / "out", workers=0)
-    assert summary["splits"]["train"]["frames"] == 2
+    assert summary.splits["train"].frames == 2
     train = tmp_path / "out" / "images" / "train"
     assert sorted(p.name for p in train.iterdir()) == ["a_b-2.jpg", "a_b.jpg"]
     # each file is its own picture, at its own size, with its own label rows
@@ -169,7 +169,7 @@ def test_voc_import_follows_image_sets(tmp_path):
     (tmp_path / "ImageSets" / "Main" / "val.txt").write_text("im2\n")
     (tmp_path / "ImageSets" / "Main" / "test.txt").write_text("im3\n")
     s = import_voc(tmp_path / "JPEGImages", tmp_path / "Annotations", tmp_path / "out", workers=0)
-    assert [s["splits"][k]["frames"] for k in ("train", "eval", "test")] == [2, 1, 1]
+    assert [s.splits[k].frames for k in ("train", "eval", "test")] == [2, 1, 1]
     (tmp_path / "ImageSets" / "Main" / "test.txt").write_text("")
     with pytest.raises(UserError, match=r"1 image\(s\) have no published split \(e.g. im3.jpg\)"):
         import_voc(tmp_path / "JPEGImages", tmp_path / "Annotations", tmp_path / "o2", workers=0)
@@ -211,8 +211,8 @@ def test_mix_hold_out_puts_a_whole_source_in_eval(mix_slice, tmp_path):
         hold_out=("f",),
         workers=0,
     )
-    assert s["sources"]["f"]["held_out_whole"]
-    assert [s["sources"]["f"]["splits"][k]["frames"] for k in ("train", "eval", "test")] == [
+    assert s.sources["f"].held_out_whole
+    assert [s.sources["f"].splits[k].frames for k in ("train", "eval", "test")] == [
         0,
         9,
         0,
@@ -235,8 +235,8 @@ def test_a_source_given_twice_or_empty_is_one_error_that_says_so(mix_slice, tmp_
     shutil.copytree(fingers, tmp_path / "copy")  # the same pictures under another name
     copied = [*twice[:2], SourceSpec("b", "coco", tmp_path / "copy" / "annotations.json")]
     summary = mix(copied, tmp_path / "m2", workers=0)  # b keeps its held-out copies only
-    assert summary["sources"]["b"]["splits"]["train"]["frames"] == 0
-    assert any("trains nothing" in w for w in summary["sources"]["b"]["warnings"])
+    assert summary.sources["b"].splits["train"].frames == 0
+    assert any("trains nothing" in w for w in summary.sources["b"].warnings)
     coco = json.loads((fingers / "annotations.json").read_text())
     all_train = {**coco, "images": [{**im, "split": "train"} for im in coco["images"]]}
     (tmp_path / "copy" / "annotations.json").write_text(json.dumps(all_train))

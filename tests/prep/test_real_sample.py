@@ -73,4 +73,4 @@ def test_bench_polygon_layout_measures_masks(real_sample, tmp_path):
 
     tree = polygon_tree(real_sample, tmp_path / "poly")
     summary = prepare(Source(tree), tmp_path / "out", workers=0)
-    assert summary["masks"] and summary["totals"]["boxes"] == 1148
+    assert summary.masks and summary.totals.boxes == 1148

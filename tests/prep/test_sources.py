@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import UserError
+from handspot.errors import UserError
 from prep.sources import download, validate_image
 
 
@@ -77,7 +77,7 @@ def test_validate_image(tmp_path):
     assert validate_image(png) == (160, 90, "png")
     with pytest.raises(ValueError, match="truncated"):
         validate_image(jpeg[: len(jpeg) // 2])
-    with pytest.raises(ValueError, match="corrupt PNG"):
+    with pytest.raises(ValueError, match="truncated PNG"):
         validate_image(png[: len(png) // 2])
     with pytest.raises(ValueError, match="not a JPEG or PNG"):
         validate_image(b"GIF89a")
@@ -88,7 +88,7 @@ def test_validate_image(tmp_path):
 
 
 def test_label_map_round_trip(tmp_path):
-    from common import read_label_map, write_label_map
+    from common.labelmap import read_label_map, write_label_map
 
     write_label_map(tmp_path / "lm.pbtxt", ["myleft", "myright"])
     assert read_label_map(tmp_path / "lm.pbtxt") == {1: "myleft", 2: "myright"}

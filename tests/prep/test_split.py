@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from common import UserError
+from handspot.errors import UserError
 from prep.egohands import video_attributes
 from prep.split import choose_videos, split_by_frame, split_by_video, split_counts
 

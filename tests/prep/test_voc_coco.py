@@ -10,7 +10,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from common import UserError
+from handspot.errors import UserError
 from prep.coco import export_coco, import_coco
 from prep.tfrecord import read_records, shard_pattern
 from prep.voc import export_voc, import_voc, read_voc
@@ -38,9 +38,9 @@ def test_voc_export_then_import_keeps_every_box(prepared, tmp_path):
     assert (voc / "images" / name).is_file() and objects[0].label == "hand"
     again = tmp_path / "again"
     summary = import_voc(voc / "images", voc / "annotations", again, workers=0)
-    assert summary["totals"]["frames"] == n
+    assert summary.totals.frames == n
     assert boxes_by_file(again) == boxes_by_file(data, ["train"])
-    assert summary["masks"] is False
+    assert summary.masks is False
 
 
 def test_voc_bad_xml_is_one_clear_error(tmp_path):
@@ -98,7 +98,7 @@ def test_coco_import_with_polygons_builds_masks(tmp_path):
     (tmp_path / "in.json").write_text(json.dumps(coco))
     out = tmp_path / "out"
     summary = import_coco(tmp_path / "in.json", images, out, ratios=(1, 0, 0), workers=0)
-    assert summary["masks"] and summary["totals"]["frames"] == 2
+    assert summary.masks and summary.totals.frames == 2
     examples = list(read_records(shard_pattern(out, "train")))
     assert sorted(ex.image_format for ex in examples) == ["jpeg", "png"]
     expected = mask_utils.decode(mask_utils.frPyObjects([tri], 120, 200))[..., 0]
@@ -143,12 +143,12 @@ def test_exif_orientation_is_applied_once_for_training_and_detection(webcam_root
     coco = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "hand"}]}
     (tmp_path / "a.json").write_text(json.dumps(coco))
     summary = import_coco(tmp_path / "a.json", None, tmp_path / "out", workers=0)
-    assert summary["splits"]["train"]["frames"] == 1  # the phone photo
+    assert summary.splits["train"].frames == 1  # the phone photo
     (record,) = read_records(shard_pattern(tmp_path / "out", "train"))
     shown = Image.open(io.BytesIO(record.encoded))  # as TensorFlow decodes it: EXIF ignored
     assert shown.size == (200, 400) and shown.getexif().get(0x0112, 1) == 1
     np.testing.assert_allclose(record.boxes, [[20, 250, 170, 370]], atol=1e-3)
-    assert "labels say 200x400, the picture is 400x200" in json.dumps(summary)
-    from detect.sources import read_image
+    assert "labels say 200x400, the picture is 400x200" in json.dumps(summary.to_dict())
+    from handspot.images import read_image
 
     assert read_image(tmp_path / "images" / "phone.jpg").shape[:2] == (400, 200)  # detect: same

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common import STAMP, atomic_dir
+from common.folders import STAMP, atomic_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "exported" / "hands_ssd320"

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from common import DEFAULT_MODEL, UserError
+from common.paths import DEFAULT_MODEL
+from handspot.errors import UserError
 from pipelines.distribute import parse_tf_config, wait_for_workers
 from tests.pipelines.test_distribute import free_ports, run_train, task
 

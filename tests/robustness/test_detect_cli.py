@@ -67,7 +67,7 @@ def one_clear_error(result: subprocess.CompletedProcess, message: str) -> None:
         (["--output", "OUT/out.txt"], "must end in .mp4, .avi, .jpg, .jpeg, .png"),
         (["--output", "OUT/x.mp4", "--json", "OUT/x.mp4"], "--output and --json are the same file"),
         (["--fps", "0"], "--fps must be above 0"),
-        (["--threads", "0"], "--threads and --num-workers must be at least 1"),
+        (["--threads", "0"], "--threads must be at least 1"),
         (["--output", "OUT"], "is a folder; give a file name"),
     ],
 )

@@ -16,7 +16,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from common import UserError  # noqa: E402
+from handspot.errors import UserError  # noqa: E402
 
 BUDGET = settings(
     max_examples=150,
@@ -108,7 +108,7 @@ def test_any_coco_box_values_give_a_valid_dataset_or_one_error(image_folder, box
             assert "\n" not in str(e)
             return
         rows = (Path(tmp) / "out" / "train_labels.csv").read_text().splitlines()[1:]
-    assert summary["totals"]["boxes"] == len(rows) <= len(boxes)
+    assert summary.totals.boxes == len(rows) <= len(boxes)
     for row in rows:
         x0, y0, x1, y1 = (float(v) for v in row.split(",")[4:8])
         assert all(math.isfinite(v) for v in (x0, y0, x1, y1))

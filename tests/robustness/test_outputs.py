@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from common import UserError
-from detect.run import DetectOptions, detect
-from detect.sinks import playable
+from handspot.errors import UserError
+from handspot.run import DetectOptions, detect
+from handspot.sinks import playable
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAME = "subhih-webcam/images/test_1528664299.56_pic00051.jpg"  # one hand, held out

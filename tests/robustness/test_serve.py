@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from common.webserver import serve_in_background
+from webexport.server import serve_in_background
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from common.nodejs import node_ready
+    from webexport.nodejs import node_ready
 
     if not node_ready():
         pytest.skip("TF.js packages missing (npm ci in webexport/)")
@@ -83,7 +83,7 @@ def test_idle_sockets_are_capped_and_timed_out(tmp_path):
     import threading
     import time
 
-    from common.nodejs import node_ready
+    from webexport.nodejs import node_ready
 
     if not node_ready():
         pytest.skip("TF.js packages missing (npm ci in webexport/)")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from common import DEFAULT_MODEL
-from common.browser import chromium_ready
-from common.nodejs import node_ready
+from common.paths import DEFAULT_MODEL
+from webexport.browser import chromium_ready
+from webexport.nodejs import node_ready
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,12 @@ import shutil
 import numpy as np
 import pytest
 
-from common.backends import load_detector
-from common.browser import browser_page, chromium_ready, hands_js_detections
-from common.detections import Detections, match
-from common.nodejs import node_ready
-from common.webserver import serve_in_background
+from handspot.detections import Detections, match
+from pipelines.backends import load_detector
 from prep.tfrecord import read_records, shard_pattern
+from webexport.browser import browser_page, chromium_ready, hands_js_detections
+from webexport.nodejs import node_ready
+from webexport.server import serve_in_background
 
 pytestmark = pytest.mark.slow
 
@@ -182,7 +182,7 @@ def camera_clip(webcam_root, tmp_path_factory):
 
     import cv2
 
-    from common.browser import write_y4m
+    from webexport.browser import write_y4m
 
     root = webcam_root / "subhih-webcam"
     coco = json.loads((root / "annotations.json").read_text())
@@ -205,9 +205,9 @@ def test_page_finds_hands_on_a_webcam_and_keeps_running(camera_clip, tmp_path):
     evaluate's on_face column counts those.)"""
     import numpy as np
 
-    from common import DEFAULT_MODEL
-    from common.browser import fake_camera_flags
-    from common.detections import box_iou
+    from common.paths import DEFAULT_MODEL
+    from handspot.detections import box_iou
+    from webexport.browser import fake_camera_flags
 
     if not chromium_ready() or not node_ready():
         pytest.skip("headless Chromium or the TF.js packages are missing")
@@ -253,7 +253,7 @@ def shipped_page(webcam_root, tmp_path_factory):
         pytest.skip("headless Chromium or the npm packages are missing")
     import cv2
 
-    from common import DEFAULT_MODEL
+    from common.paths import DEFAULT_MODEL
 
     media = tmp_path_factory.mktemp("shipped_media")
     frame = cv2.imread(str(webcam_root / "subhih-webcam" / "images" / CLIP[0]))
@@ -269,8 +269,8 @@ def test_page_gives_keypoints_and_left_right_as_python_does(shipped_page, tmp_pa
     the same model file, from the page's origin) finds the hand with the keypoints and the
     left/right Python finds, drops the face box the detector alone keeps, and calls the hand of
     the mirror image the other one."""
-    from common import DEFAULT_MODEL
-    from common.landmarks import HandLandmarker
+    from common.paths import DEFAULT_MODEL
+    from handspot.landmarks import HandLandmarker
 
     url, image = shipped_page
     found, state = page_state(url, "", tmp_path / "page.png")
@@ -292,8 +292,8 @@ def test_page_gives_keypoints_and_left_right_as_python_does(shipped_page, tmp_pa
 def test_page_draws_skeletons_left_right_and_ids_on_a_webcam(camera_clip, tmp_path):
     """Chromium's fake camera playing held-out webcam frames: the page (selfie view, mirrored)
     draws each hand's skeleton with its left/right and an id that holds from frame to frame."""
-    from common import DEFAULT_MODEL
-    from common.browser import fake_camera_flags
+    from common.paths import DEFAULT_MODEL
+    from webexport.browser import fake_camera_flags
 
     if not chromium_ready() or not node_ready():
         pytest.skip("headless Chromium or the npm packages are missing")

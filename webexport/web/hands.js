@@ -10,11 +10,11 @@
 // - "tfjs": TF.js wasm on model/tfjs/ (or options.variant), the fallback.
 // LiteRT.js models return box encodings and scores for every anchor; the TF.js graph returns
 // decoded boxes and scores. Either way the boxes and scores go through one NMS here (as
-// common/backends.py decode_boxes + decode_raw do in Python).
+// handspot/decode.py does in Python).
 (function (global) {
   "use strict";
   const RUNTIMES = ["litert-threads", "litert", "tfjs"];
-  const CARD_SCHEMA = 2;  // the model card schema this file reads (common/card.py SCHEMA)
+  const CARD_SCHEMA = 2;  // the model card schema this file reads (handspot/card.py SCHEMA)
 
   // ------------------------------------------------------------------ decode + NMS
 
@@ -44,7 +44,7 @@
 
   // Greedy NMS per class over the anchors scoring at least max(scoreThreshold, minScore).
   // boxes: [A*4] normalised yxyx; scores: [A*K]. Returns [{anchor, classId, score}], best first;
-  // equal scores keep the lower anchor first (as common/decode.py nms).
+  // equal scores keep the lower anchor first (as handspot/decode.py nms).
   function nms(boxes, scores, numClasses, opts) {
     const anchors = scores.length / numClasses;
     const minScore = Math.max(opts.scoreThreshold, opts.minScore);
@@ -68,7 +68,7 @@
   }
 
   // Every anchor's decoded box and class scores -> detections in pixels of a width x height
-  // image, clipped to it, at or above opts.scoreThreshold (common/decode.py postprocess).
+  // image, clipped to it, at or above opts.scoreThreshold (handspot/decode.py postprocess).
   function postprocess(boxes, scores, numClasses, width, height, opts, labels) {
     const clip = (v) => Math.min(Math.max(v, 0), 1);
     return nms(boxes, scores, numClasses, opts)
@@ -86,7 +86,7 @@
     const schema = card.schema ?? 1;
     if (schema < CARD_SCHEMA) {
       throw new Error(`model card schema ${schema} is older than this hands.js reads ` +
-                      `(${CARD_SCHEMA}); upgrade it: python -m common.card <model folder>`);
+                      `(${CARD_SCHEMA}); upgrade it: python -m handspot.card <model folder>`);
     }
     if (!Number.isInteger(schema) || schema > CARD_SCHEMA) {
       throw new Error(`model card schema ${schema} is newer than this hands.js reads ` +
@@ -123,12 +123,12 @@
 
   // ------------------------------------------------------------------ the landmark stage
   // MediaPipe's hand landmark model on each box: 21 keypoints, hand presence, handedness; the
-  // same geometry and fusion as common/landmarks.py (tested against it in Node).
+  // same geometry and fusion as handspot/landmarks.py (tested against it in Node).
 
   const CROP = 224;
   const Z_SCALE = 0.4;  // MediaPipe's normalize_z for hands
   const PALM = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18];
-  const LANDMARKS = {  // common/landmarks.py LandmarkOptions' defaults (the measured best)
+  const LANDMARKS = {  // handspot/landmarks.py LandmarkOptions' defaults (the measured best)
     model: "lite", passes: 2, turn: 15, boxScale: 1.5, presence: 0.5, floor: 0.3, box: "blend",
     pad: 0.15, blend: 0.3, replaceIou: 0.3, drop: false, nmsIou: 0.5, minScore: 0.1,
     mirrored: false,
@@ -190,7 +190,7 @@
   }
 
   // Detections (hands.js objects) with what the stage found on each (hands[i]: {keypoints,
-  // presence, left}), as common/landmarks.py fuse: score x (floor + (1 - floor) x presence);
+  // presence, left}), as handspot/landmarks.py fuse: score x (floor + (1 - floor) x presence);
   // where a hand shows, the box moved towards the keypoints' box (or replaced by it where the
   // two hardly overlap); boxes showing no hand dropped only with drop; then one box a hand.
   function fuse(found, hands, opts, width, height) {
@@ -429,12 +429,12 @@
     }
 
     // The boxes the stage runs on: at least minScore and the threshold (fusion never raises a
-    // score; common/landmarks.py LandmarkOptions.worth_refining).
+    // score; handspot/landmarks.py LandmarkOptions.worth_refining).
     async worthRefining(input, opts) {
       return this.boxes(input, opts, Math.max(this.landmarks.minScore, opts.scoreThreshold));
     }
 
-    // Video: each hand's crop follows its keypoints (common/tracking.py HandTracker); the
+    // Video: each hand's crop follows its keypoints (handspot/tracking.py HandTracker); the
     // detector runs every detectEvery frames, and at once when a hand is lost or none is seen.
     async follow(input, opts) {
       const lm = this.landmarks, every = opts.detectEvery || 5;
@@ -508,7 +508,7 @@
   }
 
   // The detector saw a followed hand: its score, and its box's margins around the keypoints
-  // (common/tracking.py _Track.seen), which keep the box detector-shaped between detections.
+  // (handspot/tracking.py _Track.seen), which keep the box detector-shaped between detections.
   function seen(track, d) {
     const kp = keypointBox(track.hand.keypoints, 0);
     const w = Math.max(kp[2] - kp[0], 1), h = Math.max(kp[3] - kp[1], 1);
@@ -535,7 +535,7 @@
 
   // options: model (folder URL), runtime ("auto" or one of RUNTIMES), precision ("int8" |
   // "fp32", LiteRT.js), variant (TF.js model.json path under the model folder), vendor, params;
-  // landmarks (true, "auto": on for a one-class hand model, or options as common/landmarks.py's:
+  // landmarks (true, "auto": on for a one-class hand model, or options as handspot/landmarks.py's:
   // {model: "lite" | "full", mirrored, ...}) loads the landmark stage on LiteRT.js.
   async function load(options) {
     const o = Object.assign({ model: "model/", runtime: "auto", vendor: "vendor/" }, options || {});

@@ -1,0 +1,176 @@
+"""Hands in images and in video from Python, in the shape MediaPipe Tasks' detectors have: one
+options class, ``detect`` for an image and ``detect_for_video`` for the frames of one video in
+order (tracking: an id a hand), each returning ``Detections``.
+
+    import cv2
+    import handspot
+
+    with handspot.HandDetector(handspot.HandDetectorOptions(score_threshold=0.5)) as hands:
+        rgb = cv2.cvtColor(cv2.imread("hands.jpg"), cv2.COLOR_BGR2RGB)
+        found = hands.detect(rgb)     # boxes, scores, keypoints (N, 21, 3), data["handedness"]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from handspot.assets import LANDMARK_MODELS, SHIPPED_MODEL
+from handspot.backends import BACKENDS, Backend, check_backend, default_backend, load_detector
+from handspot.card import ModelCard
+from handspot.detections import Detections
+from handspot.detector import Detector
+from handspot.errors import UserError
+from handspot.landmarks import HandLandmarker, LandmarkOptions
+from handspot.options import option
+from handspot.sources import Frame, Hook
+from handspot.tracking import BoxTracker, HandTracker, TrackOptions
+
+
+@dataclass(frozen=True)
+class HandDetectorOptions:
+    """The detector, its landmark stage and its video mode: what ``HandDetector`` and the
+    command line (``DetectOptions``, which adds sources and outputs) share, defaults included.
+    ``landmarks`` None means "decide for me": on for a hand model (one class, hand)."""
+
+    model: str = option(str(SHIPPED_MODEL), "exported model folder (default: the shipped model)")
+    backend: str | None = option(
+        None,
+        "artifact to run (default: tflite_raw, the int8 network decoded here, where the "
+        "model has litert/; else tflite, the int8 OD API graph)",
+        type=str,
+    )
+    score_threshold: float = option(0.5, flags=("--score-thresh",))
+    threads: int = option(1, "threads per TFLite interpreter")
+    landmarks: bool | None = option(
+        None,
+        "the landmark stage: 21 keypoints, left/right and hand presence per hand (MediaPipe's "
+        "hand landmark model), boxes that show no hand down-weighted (default: on for a hand "
+        "model, one class named hand)",
+        type=bool,
+    )
+    landmark_model: str = option(
+        "lite", "landmark model: lite or full", choices=tuple(LANDMARK_MODELS)
+    )
+    mirrored: bool = option(False, "the frames are mirrored (a selfie view): left/right as is")
+    detect_every: int = option(
+        5, "video with the landmark stage: run the detector every N frames (and when a hand "
+        "is lost)"
+    )  # fmt: skip
+
+    def check(self, backends: Mapping[str, Backend] = BACKENDS) -> None:
+        """Every bad option as one message, before anything loads."""
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise UserError(
+                f"--score-threshold must be between 0 and 1, got {self.score_threshold}"
+            )
+        if self.threads < 1:
+            raise UserError("--threads must be at least 1")
+        if self.detect_every < 1:
+            raise UserError("--detect-every must be at least 1")
+        check_backend(self.model, self.backend or default_backend(self.model), backends)
+
+    def resolved(self):
+        """These options with "decide for me" decided (the one place that decides)."""
+        if self.landmarks is not None:
+            return self
+        labels = list(ModelCard.load(self.model).labels.values())
+        return replace(self, landmarks=labels == ["hand"])
+
+    def landmark_options(self) -> LandmarkOptions:
+        return LandmarkOptions(model=self.landmark_model, mirrored=self.mirrored)
+
+    def detector_factory(
+        self, *, stage: bool = True, boxes_for: bool = False,
+        backends: Mapping[str, Backend] = BACKENDS,
+    ) -> Callable[[], Detector]:  # fmt: skip
+        """A function making one detector of these options (one per worker): the backend, and
+        the landmark stage after it when on (``stage=False``: the backend alone). ``boxes_for``:
+        the boxes feed a later stage or a tracker, so the weaker ones are kept too."""
+        o = self.resolved()
+        backend = o.backend or default_backend(o.model)
+        threshold = o.score_threshold
+        if o.landmarks or boxes_for:  # the stage and ByteTrack want the weaker boxes too
+            threshold = min(threshold, o.landmark_options().min_score)
+        kwargs = {"score_threshold": threshold, "backends": backends}
+        if backend.startswith("tflite"):
+            kwargs["num_threads"] = o.threads
+        boxes = functools.partial(load_detector, o.model, backend, **kwargs)
+        if not (o.landmarks and stage):
+            return boxes
+        return lambda: HandLandmarker(
+            boxes(), o.landmark_options(), score_threshold=o.score_threshold
+        )
+
+    def video_hook(
+        self, fps: float, backends: Mapping[str, Backend] = BACKENDS,
+        make_detector: Callable[[], Detector] | None = None,
+    ) -> tuple[Hook, int]:  # fmt: skip
+        """Video mode's per-frame hook and how often the loop runs the detector: the landmark
+        stage's tracking (each hand's crop follows its keypoints) or, boxes only, ByteTrack."""
+        o = self.resolved()
+        if not o.landmarks:
+            return BoxTracker(fps=fps, score_threshold=o.score_threshold), 1
+        tracker = HandTracker(
+            make_detector or o.detector_factory(stage=False, boxes_for=True, backends=backends),
+            o.landmark_options(),
+            TrackOptions(detect_every=o.detect_every),
+            score_threshold=o.score_threshold,
+        )
+        return tracker, tracker.detect_every
+
+
+class HandDetector:
+    """Hands with the options' model and stage: ``detect(rgb)`` on any image, and
+    ``detect_for_video(rgb, timestamp_ms)`` on the frames of one video, in order, which keeps
+    the tracking state (a ``track_id`` per hand) between calls. Images are RGB uint8 HxWx3."""
+
+    def __init__(self, options: HandDetectorOptions | None = None):
+        self.options = (options or HandDetectorOptions()).resolved()
+        self.options.check()
+        self._image = self.options.detector_factory()()
+        self._boxes: Detector | None = None  # video mode's, made at its first frame
+        self._hook: Hook | None = None
+        self._every, self._frames, self._last_ms = 1, 0, None
+
+    @classmethod
+    def create_from_options(cls, options: HandDetectorOptions) -> HandDetector:
+        return cls(options)
+
+    @classmethod
+    def create_from_model_path(cls, model: str) -> HandDetector:
+        """A detector for any exported model folder, with the default options."""
+        return cls(HandDetectorOptions(model=str(model)))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """The hands in one image (no tracking state is kept or used)."""
+        return self._image.detect(image)
+
+    def detect_for_video(self, image: np.ndarray, timestamp_ms: int) -> Detections:
+        """The hands in the next frame of a video; ``timestamp_ms`` must increase."""
+        if self._last_ms is not None and timestamp_ms <= self._last_ms:
+            raise ValueError(f"timestamp_ms must increase: {timestamp_ms} after {self._last_ms}")
+        if self._hook is None:
+            self._boxes = self.options.detector_factory(stage=False, boxes_for=True)()
+            self._hook, self._every = self.options.video_hook(30.0, make_detector=self._boxes_now)
+        frame = Frame(self._frames, timestamp_ms / 1000, image)
+        det = self._boxes.detect(image) if self._frames % self._every == 0 else None
+        self._frames, self._last_ms = self._frames + 1, timestamp_ms
+        return self._hook(frame, det)
+
+    def _boxes_now(self) -> Detector:
+        return self._boxes
+
+    def close(self) -> None:
+        for detector in (self._image, self._boxes):
+            if detector is not None:
+                detector.close()
+
+    def __enter__(self) -> HandDetector:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

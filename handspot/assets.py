@@ -1,0 +1,15 @@
+"""The model files inside the package: the shipped hand detector and MediaPipe's hand landmark
+models (Apache-2.0; ``models/README.md`` says where each comes from)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parent / "models"
+SHIPPED_MODEL = MODELS / "hands_ssd320"  # the default detector: an exported model folder
+LANDMARK_MODELS = {"lite": "hand_landmark_lite.tflite", "full": "hand_landmark_full.tflite"}
+
+
+def landmark_model(variant: str) -> Path:
+    """The hand landmark model file of ``variant`` (``lite`` or ``full``)."""
+    return MODELS / LANDMARK_MODELS[variant]

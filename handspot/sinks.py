@@ -1,0 +1,236 @@
+"""Where results go, one job each: the annotated video, the JSON lines, the window and the
+annotated picture. Every sink gets the frames in order through ``write`` and finishes its file in
+``close`` (complete and playable, also after Ctrl-C); files are written under a temporary name
+and renamed into place; devices, FIFOs and ``/dev/stdout`` are written straight, and a link's
+target gets the content (``handspot.files.output_target``).
+
+    sinks = [VideoSink("out.mp4", fps=30), JsonLinesSink("out.jsonl")]
+    annotate = Annotator()
+    for frame, det in ...:
+        picture = annotate(frame, det) if any(s.needs_picture for s in sinks) else None
+        for sink in sinks:
+            sink.write(frame, det, picture)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from handspot.detections import Detections
+from handspot.draw import draw_detections
+from handspot.errors import UserError
+from handspot.files import atomic_write_bytes, open_straight, output_target, part_path
+from handspot.profile import Profile, stage
+from handspot.sources import Frame
+
+VIDEO_OUTPUTS = (".mp4", ".avi")
+IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png")  # for an image source: the annotated picture
+
+
+class Annotator:
+    """The annotated BGR picture of a frame (``draw_detections``)."""
+
+    def __init__(self, profile: Profile | None = None):
+        self.profile = profile
+
+    def __call__(self, frame: Frame, det: Detections) -> np.ndarray:
+        with stage(self.profile, "draw"):
+            return cv2.cvtColor(draw_detections(frame.rgb, det), cv2.COLOR_RGB2BGR)
+
+
+def stamp_fps(bgr: np.ndarray, fps: float) -> None:
+    """The frame rate in the picture's corner (streams only, not still pictures)."""
+    cv2.putText(
+        bgr, f"{fps:.1f} FPS", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 255, 255), 2,
+        cv2.LINE_AA,
+    )  # fmt: skip
+
+
+class Sink:
+    """Gets every frame in order; ``needs_picture``: it wants the annotated picture."""
+
+    needs_picture = False
+
+    def write(self, frame: Frame, det: Detections, picture: np.ndarray | None) -> bool:
+        """Take one frame; False asks the loop to stop (the user closed the window)."""
+        return True
+
+    def close(self) -> None:
+        """Finish the output so it is complete."""
+
+
+class JsonLinesSink(Sink):
+    """One JSON line a frame: ``{"frame", "file" (image sources), "time", "detections"}``."""
+
+    def __init__(self, path: str | Path, profile: Profile | None = None):
+        self.path, straight = output_target(path)
+        self.profile = profile
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = None if straight else part_path(self.path)
+        # straight: appended (a stdout redirected with >> keeps what it had), line-buffered (a
+        # reader of /dev/stdout or a FIFO gets each frame's line as it comes)
+        if straight:
+            self._file = open_straight(self.path, "a", buffering=1)
+        else:
+            self._file = open(self._tmp, "w")  # noqa: SIM115 (closed in close())
+
+    def write(self, frame, det, picture=None):
+        with stage(self.profile, "json"):
+            line = {
+                "frame": frame.index,
+                **({"file": frame.file} if frame.file else {}),
+                "time": round(frame.time, 4),
+                "detections": det.to_json(),
+            }
+            try:
+                self._file.write(json.dumps(line) + "\n")
+            except OSError as e:
+                self._abort()
+                raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
+        return True
+
+    def close(self):
+        if self._file.closed:
+            return
+        try:
+            self._file.close()
+        except OSError as e:
+            self._abort()
+            raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
+        if self._tmp is not None:
+            os.replace(self._tmp, self.path)
+
+    def _abort(self) -> None:
+        """Nothing half-written under the final name: the temporary file goes."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+
+class VideoSink(Sink):
+    """The annotated video (.mp4: MPEG-4 part 2; .avi: MJPEG), opened at the first frame's size."""
+
+    needs_picture = True
+
+    def __init__(self, path: str | Path, fps: float, profile: Profile | None = None):
+        self.path, self.fps, self.profile = Path(path), fps, profile
+        self._writer = None
+        self._tmp = None
+        self._straight = False
+
+    def _open(self, shape) -> cv2.VideoWriter:
+        suffix = self.path.suffix
+        self.path, self._straight = output_target(self.path)
+        if self._straight:  # a device or pipe cannot be seeked: encode aside, copy in at close
+            fd, name = tempfile.mkstemp(prefix="detect-", suffix=suffix)
+            os.close(fd)
+            self._tmp = Path(name)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = part_path(self.path)
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if suffix == ".mp4" else "MJPG"))
+        writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (shape[1], shape[0]))
+        if not writer.isOpened():
+            raise UserError(f"cannot write video {self.path}")
+        return writer
+
+    def write(self, frame, det, picture):
+        with stage(self.profile, "encode+write"):
+            if self._writer is None:
+                self._writer = self._open(picture.shape)
+            self._writer.write(picture)
+        return True
+
+    def close(self):
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        try:
+            if not playable(self._tmp):  # the encoder says nothing when the disk fills up
+                raise UserError(f"cannot write {self.path}: the video could not be finished "
+                                "(disk full?)")  # fmt: skip
+            if not self._straight:
+                os.replace(self._tmp, self.path)
+                return
+            with open(self._tmp, "rb") as src, open_straight(self.path, "ab") as dst:
+                shutil.copyfileobj(src, dst)
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
+def playable(path: Path) -> bool:
+    """Whether a written video opens and gives its first frame (a truncated mp4 does not)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+
+
+class PictureSink(Sink):
+    """The annotated picture of an image source (.jpg, .png); of a folder, the last one."""
+
+    needs_picture = True
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def write(self, frame, det, picture):
+        ok, encoded = cv2.imencode(self.path.suffix, picture)
+        if not ok:
+            raise UserError(f"cannot encode {self.path}")
+        try:
+            atomic_write_bytes(self.path, encoded.tobytes())
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
+        return True
+
+
+class WindowSink(Sink):
+    """A window showing the annotated frames; q or Esc stops."""
+
+    needs_picture = True
+
+    @classmethod
+    def open(cls) -> WindowSink | None:
+        """The window, or None (said on stderr) where none can be shown."""
+        if why := gui_available():
+            print(f"warning: --display ignored: {why}", file=sys.stderr)
+            return None
+        return cls()
+
+    def write(self, frame, det, picture):
+        cv2.imshow("hands", picture)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self):
+        cv2.destroyAllWindows()
+
+
+def gui_available() -> str | None:
+    """``None`` when a window can be shown, else why not."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display (DISPLAY is not set)"
+    info = cv2.getBuildInformation()
+    gui = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+    if "NONE" in gui.upper():
+        return (
+            "this OpenCV has no GUI (opencv-python-headless); `pip install "
+            "--force-reinstall opencv-python==<same version>` for windows"
+        )
+    return None

@@ -1,0 +1,223 @@
+"""Stable hand ids across video frames: two hooks for detect's loops (called in frame order).
+
+- ``HandTracker`` (with the landmark stage): each hand's crop follows its keypoints from frame to
+  frame, as MediaPipe's tracking does, so the detector runs only every ``detect_every`` frames
+  (to find new hands) and at once when a hand is lost; video gets cheaper, not dearer.
+- ``BoxTracker`` (boxes only): ByteTrack (the ``trackers`` package, Apache-2.0) on every frame's
+  detections.
+
+Both give each detection a ``track_id`` (``NO_TRACK``: not yet confirmed).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from handspot.detections import NO_TRACK, Detections, box_iou
+from handspot.detector import Detector
+from handspot.landmarks import Hand, LandmarkModel, LandmarkOptions, Roi, fuse
+from handspot.options import option
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """How hands are followed in video."""
+
+    detect_every: int = option(
+        5, "video: run the detector every N frames (and when a hand is lost)"
+    )
+    max_hands: int = option(4, "video: follow at most this many hands")
+    new_iou: float = option(
+        0.3, "video: a detection overlapping a followed hand this much is that hand, not a new one"
+    )
+
+
+@dataclass
+class _Track:
+    id: int
+    hand: Hand
+    score: float  # the detector's score when it last saw the hand
+    label: str
+    box: np.ndarray  # the detector's box when it last saw the hand
+    roi: Roi = field(init=False)
+    margins: np.ndarray = field(init=False)  # that box around the keypoints' extent
+
+    def __post_init__(self):
+        self.roi = Roi.from_keypoints(self.hand.keypoints)
+        self.seen(self.box, self.score)
+
+    def seen(self, box: np.ndarray, score: float) -> None:
+        """The detector saw the hand: its score, and its box's margins around the keypoints."""
+        kp = self.hand.box(0)
+        size = np.maximum(kp[2:] - kp[:2], 1.0)
+        self.score, self.margins = score, (np.asarray(box) - kp) / np.tile(size, 2)
+
+    def detector_box(self) -> np.ndarray:
+        """The box the detector would give now: its margins around today's keypoints."""
+        kp = self.hand.box(0)
+        return kp + self.margins * np.tile(np.maximum(kp[2:] - kp[:2], 1.0), 2)
+
+
+class HandTracker:
+    """The hook: ``tracker(frame, det)`` -> this frame's hands with ``track_id``. ``det`` is
+    the detector's result where the loop ran it (every ``detect_every`` frames), else None; the
+    tracker runs its own detector when it needs one sooner (a hand was lost, or none is
+    followed)."""
+
+    def __init__(
+        self,
+        make_detector: Callable[[], Detector],
+        landmarks: LandmarkOptions | None = None,
+        options: TrackOptions | None = None,
+        score_threshold: float = 0.0,
+        model: LandmarkModel | None = None,
+    ):
+        self.landmarks = landmarks or LandmarkOptions()
+        self.options = options or TrackOptions()
+        self.model = model or LandmarkModel(self.landmarks.model)
+        self._make_detector = make_detector
+        self._detector: Detector | None = None
+        self.score_threshold = score_threshold
+        self.tracks: list[_Track] = []
+        self._ids = itertools.count(1)
+        self.detector_runs = 0  # how often the detector ran (the loop's and this one's)
+
+    @property
+    def detect_every(self) -> int:
+        return self.options.detect_every
+
+    def _detect(self, image: np.ndarray) -> Detections:
+        if self._detector is None:
+            self._detector = self._make_detector()
+        return self._detector.detect(image)
+
+    def __call__(self, frame, det: Detections | None) -> Detections:
+        image = frame.rgb
+        kept, lost = [], False
+        for track in self.tracks:  # follow each hand from its last keypoints
+            hand = self.model.run(image, track.roi)
+            if hand.presence >= self.landmarks.presence:
+                track.hand = hand
+                track.roi = Roi.from_keypoints(hand.keypoints)
+                kept.append(track)
+            else:
+                lost = True
+        self.tracks = _dedupe(kept, self.landmarks)
+        if det is None and (lost or not self.tracks):
+            det = self._detect(image)
+        if det is not None:
+            self.detector_runs += 1
+            self._add_new(image, det)
+        return self._detections(image.shape[1], image.shape[0])
+
+    def _add_new(self, image: np.ndarray, det: Detections) -> None:
+        """New tracks for the detections no followed hand covers (those that can reach the
+        output threshold: fusion never raises a score); known hands get the score."""
+        det = self.landmarks.worth_refining(det, self.score_threshold)
+        followed = np.array([t.hand.box(self.landmarks.pad) for t in self.tracks]).reshape(-1, 4)
+        iou = box_iou(det.boxes, followed)
+        rescored: set[int] = set()
+        for i in np.argsort(-det.scores, kind="stable"):
+            if len(self.tracks) and iou[i].max(initial=0) >= self.options.new_iou:
+                j = int(iou[i].argmax())
+                if j not in rescored:  # the best detection on a followed hand: its score, box
+                    self.tracks[j].seen(det.boxes[i], float(det.scores[i]))
+                    rescored.add(j)
+                continue
+            if len(self.tracks) >= self.options.max_hands:
+                break
+            hand = self.model.refine(image, det.boxes[i], self.landmarks)
+            if hand.presence < self.landmarks.presence:
+                continue
+            box = hand.box(self.landmarks.pad)
+            if followed.size and box_iou(box[None], followed).max() >= self.options.new_iou:
+                continue  # the crop found a hand already followed
+            score, label = float(det.scores[i]), det.class_names[i]
+            self.tracks.append(_Track(next(self._ids), hand, score, label, det.boxes[i]))
+            followed = np.concatenate([followed, box[None]])
+            iou = box_iou(det.boxes, followed)
+
+    def _detections(self, width: int, height: int) -> Detections:
+        """The followed hands, fused as in image mode (the detector's box, kept around the
+        moving keypoints, and score with the presence), without dropping or merging: a track
+        is one hand."""
+        base = Detections(
+            np.array([t.detector_box() for t in self.tracks], np.float32).reshape(-1, 4),
+            np.array([t.score for t in self.tracks], np.float32),
+            np.ones(len(self.tracks), np.int32),
+            tuple(t.label for t in self.tracks),
+            track_id=np.array([t.id for t in self.tracks], np.int64),
+        )
+        options = replace(self.landmarks, drop=False, nms_iou=1.0)
+        hands = [t.hand for t in self.tracks]
+        return fuse(base, hands, options, width, height).above(self.score_threshold)
+
+
+def _dedupe(tracks: list[_Track], landmarks: LandmarkOptions) -> list[_Track]:
+    """Two tracks that converged on one hand: the older one (lower id) stays."""
+    kept: list[_Track] = []
+    for track in sorted(tracks, key=lambda t: t.id):
+        box = track.hand.box(landmarks.pad)[None]
+        if all(box_iou(box, k.hand.box(landmarks.pad)[None])[0, 0] < 0.5 for k in kept):
+            kept.append(track)
+    return kept
+
+
+class BoxTracker:
+    """The hook for boxes only: ByteTrack (``trackers``) on every frame's detections. It takes
+    them down to a low score (its second association revives tracks with those) and returns
+    the ones at or above ``score_threshold``, best first; a box gets an id from its second
+    frame on (``NO_TRACK`` before)."""
+
+    detect_every = 1
+
+    def __init__(self, fps: float = 30.0, score_threshold: float = 0.5, **bytetrack):
+        from trackers import ByteTrackTracker
+
+        self.score_threshold = score_threshold
+        settings = {
+            "track_activation_threshold": score_threshold,
+            "high_conf_det_threshold": score_threshold,
+            "minimum_consecutive_frames": 1,
+            **bytetrack,
+        }
+        self._tracker = ByteTrackTracker(frame_rate=fps, **settings)
+
+    def __call__(self, frame, det: Detections) -> Detections:
+        out = Detections.from_supervision(self._tracker.update(det.to_supervision()))
+        if out.track_id is None:
+            out = out.with_(track_id=np.full(len(out), NO_TRACK))
+        out = out.above(self.score_threshold)
+        return out[np.argsort(-out.scores, kind="stable")]
+
+
+def id_switches(truth: list[np.ndarray], found: list[Detections], iou: float = 0.3) -> dict:
+    """How steady the ids are on a clip with known hands: ``truth[t]`` holds frame t's hand
+    boxes, one row a hand in the same order every frame. Each hand takes the best-overlapping
+    tracked detection (IoU >= ``iou``); a switch is a hand whose id differs from the one it had
+    when last seen. Returns switches, per 100 frames, and the share of hand-frames found."""
+    last: dict[int, int] = {}
+    switches = seen = total = 0
+    for boxes, det in zip(truth, found, strict=True):
+        tracked = det[det.track_id != NO_TRACK] if det.track_id is not None else det[:0]
+        overlap = box_iou(boxes, tracked.boxes)
+        for hand in range(len(boxes)):
+            total += 1
+            if not len(tracked) or overlap[hand].max() < iou:
+                continue
+            seen += 1
+            tid = int(tracked.track_id[int(overlap[hand].argmax())])
+            if hand in last and last[hand] != tid:
+                switches += 1
+            last[hand] = tid
+    frames = max(len(truth), 1)
+    return {
+        "frames": len(truth),
+        "switches": switches,
+        "switches_per_100_frames": 100 * switches / frames,
+        "found": seen / total if total else float("nan"),
+    }

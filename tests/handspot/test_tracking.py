@@ -1,0 +1,144 @@
+"""The video hook's bookkeeping on a scripted world (a stand-in landmark model and detector, no
+TensorFlow): ids stay with their hands, the detector runs every N frames and when a hand is
+lost, a hand that leaves ends its track and one that comes back gets a new id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from handspot.detections import NO_TRACK, Detections
+from handspot.landmarks import Hand, LandmarkOptions, Roi
+from handspot.tracking import BoxTracker, HandTracker, TrackOptions
+from tests.handspot.test_landmarks import upright_hand
+
+
+@dataclass
+class Frame:
+    index: int
+    rgb: np.ndarray
+
+
+class World:
+    """Hands (centre x, y, side) per frame; the detector sees them, the landmark model finds
+    one when a crop's centre lies on it."""
+
+    def __init__(self, frames: list[list[tuple[float, float, float]]]):
+        self.frames, self.now, self.detections = frames, 0, 0
+
+    def hands(self):
+        return self.frames[self.now]
+
+    # the detector
+    labels = {1: "hand"}  # noqa: RUF012
+
+    def detect(self, image) -> Detections:
+        self.detections += 1
+        boxes = [[x - s / 2, y - s / 2, x + s / 2, y + s / 2] for x, y, s in self.hands()]
+        return Detections(boxes, [0.9] * len(boxes), [1] * len(boxes), ("hand",) * len(boxes))
+
+    # the landmark model
+    def run(self, image, roi: Roi) -> Hand:
+        for x, y, s in self.hands():
+            if abs(roi.cx - x) < s / 2 and abs(roi.cy - y) < s / 2:
+                return Hand(upright_hand(x, y - 10, s / 100), 0.95, 0.9, roi)
+        return Hand(upright_hand(roi.cx, roi.cy), 0.05, 0.5, roi)
+
+    def refine(self, image, box, options) -> Hand:
+        return self.run(image, Roi.from_box(box, options.box_scale))
+
+
+def track(world: World, every: int = 5) -> list[Detections]:
+    tracker = HandTracker(
+        lambda: world,
+        LandmarkOptions(),
+        TrackOptions(detect_every=every),
+        model=world,
+    )
+    out = []
+    image = np.zeros((480, 640, 3), np.uint8)
+    for i in range(len(world.frames)):
+        world.now = i
+        det = world.detect(image) if i % every == 0 else None
+        out.append(tracker(Frame(i, image), det))
+    return out
+
+
+def sides(det: Detections, middle: float = 320) -> dict[str, int]:
+    """{"left" | "right" (of the image, by the box's centre): track id}."""
+    pairs = zip((det.boxes[:, 0] + det.boxes[:, 2]) / 2, det.track_id, strict=True)
+    return {("left" if x < middle else "right"): int(t) for x, t in pairs}
+
+
+def ids_by_side(frames: list[Detections]) -> list[dict[str, int]]:
+    return [sides(d) for d in frames]
+
+
+def test_two_moving_hands_keep_their_ids_and_the_detector_runs_every_n_frames():
+    frames = [[(150 + 2 * i, 240 + i, 100), (450 - 2 * i, 200, 110)] for i in range(40)]
+    world = World(frames)
+    out = track(world, every=5)
+    assert all(len(d) == 2 for d in out)
+    assert {tuple(sorted(s.items())) for s in ids_by_side(out)} == {(("left", 1), ("right", 2))}
+    assert world.detections == 8  # frames 0, 5, ..., 35: never more
+    assert out[0].keypoints.shape == (2, 21, 3) and (out[0].track_id != NO_TRACK).all()
+    assert out[0].data["handedness"].tolist() == ["right", "right"]  # plain images: swapped
+
+
+def test_a_lost_hand_is_looked_for_at_once_and_a_returning_hand_gets_a_new_id():
+    still = (150, 240, 100)
+    frames = [[still, (450, 200, 110)]] * 6 + [[still]] * 6 + [[still, (450, 220, 110)]] * 6
+    world = World(frames)
+    out = track(world, every=100)  # the detector only when the tracker asks for it
+    assert [len(d) for d in out] == [2] * 6 + [1] * 6 + [1] * 6  # not found again: no detector
+    assert world.detections == 2  # frame 0, and frame 6 when the right hand was lost
+    assert set(ids_by_side(out)[-1].values()) == {1}
+
+
+def test_a_hand_that_comes_back_is_found_at_the_next_detection_with_a_new_id():
+    still = (150, 240, 100)
+    frames = [[still, (450, 200, 110)]] * 4 + [[still]] * 4 + [[still, (450, 220, 110)]] * 4
+    out = track(World(frames), every=4)
+    assert [len(d) for d in out] == [2] * 4 + [1] * 4 + [2] * 4
+    assert ids_by_side(out)[0] == {"left": 1, "right": 2}
+    assert ids_by_side(out)[-1] == {"left": 1, "right": 3}
+
+
+def test_byte_track_gives_boxes_ids_that_follow_them():
+    tracker = BoxTracker(fps=30, score_threshold=0.5)
+    ids = []
+    for i in range(10):
+        det = Detections(
+            [
+                [100 + 3 * i, 100, 200 + 3 * i, 200],
+                [400, 100 + 2 * i, 500, 200 + 2 * i],
+                [0, 0, 9, 9],
+            ],
+            [0.8, 0.9, 0.2],  # the weak box only helps ByteTrack, it is not returned
+            [1, 1, 1],
+            ("hand",) * 3,
+        )
+        out = tracker(Frame(i, None), det)
+        assert len(out) == 2 and out.scores.tolist() == pytest.approx([0.9, 0.8])
+        ids.append(sides(out, middle=300))
+    assert ids[0] == {"left": NO_TRACK, "right": NO_TRACK}  # ids from a box's second frame on
+    assert ids[-1]["left"] != ids[-1]["right"] and all(i == ids[-1] for i in ids[1:])
+
+
+def test_id_switches_counts_a_hand_changing_id_not_a_hand_missed():
+    from handspot.tracking import id_switches
+
+    truth = [np.array([[0, 0, 10, 10], [50, 50, 60, 60]], np.float32)] * 4
+
+    def found(*ids):
+        boxes = [[0, 0, 10, 10], [50, 50, 60, 60]][: len(ids)]
+        return Detections(
+            boxes, [0.9] * len(ids), [1] * len(ids), ("hand",) * len(ids), track_id=ids
+        )
+
+    frames = [found(1, 2), found(1), found(3, 2), found(3, NO_TRACK)]
+    result = id_switches(truth, frames)
+    assert result["switches"] == 1 and result["switches_per_100_frames"] == 25
+    assert result["found"] == pytest.approx(6 / 8)  # hand 1 missed in frames 1 and 3
