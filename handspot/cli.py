@@ -44,7 +44,6 @@ def main(
     backends: Mapping[str, Backend] = BACKENDS,
 ) -> int:
     """The command line: ``multi`` as in ``build_parser``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # LiteRT's start-up INFO line: not news
     prog = "hands-detect" if multi is None else None
     args = build_parser(multi, backends, prog).parse_args(argv)
     threaded = not getattr(args, "single_threaded", False) if multi is None else multi
