@@ -26,6 +26,7 @@ from common.cache import MEDIAPIPE, wheel_file
 from common.paths import DEFAULT_MODEL
 from handspot.errors import UserError, fail
 from handspot.run import DetectOptions, detect
+from pipelines.backends import BACKENDS
 from prep.samples import DEFAULT_SAMPLE, sample_frames
 
 PALM = "mediapipe/modules/palm_detection/palm_detection_full.tflite"
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                         landmarks=False,  # the backends' own speed (detect.hands_bench: the stage)
                         track=False,
                     )
-                    report = detect(options, multi=multi)
+                    report = detect(options, multi=multi, backends=BACKENDS)
                     rows.append((backend, "multi" if multi else "single", write, report["fps"]))
     print(f"\nend-to-end detection, 1280x720 video, {args.frames} frames, {workers} core(s)")
     print("| backend     | script | output written | FPS    |")

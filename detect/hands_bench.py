@@ -63,14 +63,13 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
 
 def invoke_ms(model: Path, rounds: int) -> dict[str, tuple[float, float, float]]:
     """The models' invokes, interleaved (detect.sizes' harness)."""
-    from common.cache import MEDIAPIPE, wheel_file
     from detect.bench import palm_model
     from detect.sizes import latencies
-    from handspot.landmarks import MODELS
+    from handspot.assets import LANDMARK_MODELS, landmark_model
 
     paths = {"our detector's network (int8)": model / "litert" / "model_int8.tflite"}
-    for variant, member in MODELS.items():
-        paths[f"landmarks {variant}"] = wheel_file(MEDIAPIPE, member)
+    for variant in LANDMARK_MODELS:
+        paths[f"landmarks {variant}"] = landmark_model(variant)
     if palm := palm_model():
         paths["MediaPipe palm_detection_full"] = palm
     return latencies(paths, rounds)

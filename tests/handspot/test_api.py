@@ -1,0 +1,45 @@
+"""The Python surface gives what the command line gives: the same defaults decided in one place
+(the landmark stage for a hand model, tracking for a video), the same detections on an image,
+and ids that follow the hands in ``detect_for_video`` (the shipped model, tiny drawn frames)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import handspot
+from handspot.cli import build_parser
+from handspot.landmarks import HandLandmarker
+from handspot.options import from_args
+from handspot.tracking import BoxTracker, HandTracker
+
+
+def test_python_and_the_cli_decide_the_same_defaults(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read: only its kind (a file that is not an image) counts")
+    from_python = handspot.DetectOptions(source=str(video))
+    from_cli = from_args(handspot.DetectOptions, build_parser(None).parse_args(["--source", str(video)]))
+    assert from_python == from_cli
+    assert from_python.resolved().landmarks and from_python.resolved().track
+    assert isinstance(from_python.detector_factory()(), HandLandmarker)  # no resolved() needed
+    hook, every = from_python.hook(30.0)
+    assert isinstance(hook, HandTracker) and every == from_python.detect_every
+    photos = handspot.DetectOptions(source=str(tmp_path))  # a folder: pictures, not a video
+    assert photos.resolved().track is False and photos.hook(30.0) == (None, 1)
+    boxes = handspot.DetectOptions(source=str(video), landmarks=False, track=True)
+    assert isinstance(boxes.hook(30.0)[0], BoxTracker)
+
+
+def test_bad_options_are_one_error_before_anything_loads(tmp_path):
+    with pytest.raises(handspot.errors.UserError, match="score-threshold"):
+        handspot.HandDetector(handspot.HandDetectorOptions(score_threshold=2))
+    with pytest.raises(handspot.errors.UserError, match="not an exported model folder"):
+        handspot.HandDetector(handspot.HandDetectorOptions(model=str(tmp_path)))
+
+
+def test_video_timestamps_must_increase():
+    with handspot.HandDetector(handspot.HandDetectorOptions(landmarks=False)) as hands:
+        frame = np.zeros((64, 64, 3), np.uint8)
+        hands.detect_for_video(frame, 0)
+        with pytest.raises(ValueError, match="must increase"):
+            hands.detect_for_video(frame, 0)
