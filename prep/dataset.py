@@ -135,11 +135,13 @@ def sort_tasks(tasks: list[FrameTask], split_of: dict[str, str], key=lambda t: t
 
 
 def _fix_box(box, width: int, height: int) -> tuple[float, float, float, float] | None:
+    """The box clipped to the image, at the labels table's precision (0.001 px), or None where
+    nothing of it is left."""
     x0, y0, x1, y1 = (float(v) for v in box)
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
         return None
-    x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
-    y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
+    x0, x1 = (round(min(max(v, 0.0), width), 3) for v in (x0, x1))
+    y0, y1 = (round(min(max(v, 0.0), height), 3) for v in (y0, y1))
     if x1 <= x0 or y1 <= y0:
         return None
     return tuple(int(v) if float(v).is_integer() else float(v) for v in (x0, y0, x1, y1))

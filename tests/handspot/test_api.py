@@ -18,7 +18,8 @@ def test_python_and_the_cli_decide_the_same_defaults(tmp_path):
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not read: only its kind (a file that is not an image) counts")
     from_python = handspot.DetectOptions(source=str(video))
-    from_cli = from_args(handspot.DetectOptions, build_parser(None).parse_args(["--source", str(video)]))
+    parsed = build_parser(None).parse_args(["--source", str(video)])
+    from_cli = from_args(handspot.DetectOptions, parsed)
     assert from_python == from_cli
     assert from_python.resolved().landmarks and from_python.resolved().track
     assert isinstance(from_python.detector_factory()(), HandLandmarker)  # no resolved() needed
