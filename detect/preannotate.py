@@ -187,6 +187,7 @@ def preannotate(options: PreannotateOptions) -> dict:
         "kept": len(images),
         "held_out": sum(im.split == "eval" for im in images),
         "boxes": sum(len(im.boxes) for im in images),
+        "unreadable": source.skipped,
         "files": written,
     }
 
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"wrote {args.out}: {report['kept']} of {report['read']} frames ({report['held_out']} "
         f"held out), {report['boxes']} boxes; {', '.join(report['files'])}"
+        + (f"; {report['unreadable']} unreadable image(s) skipped" if report["unreadable"] else "")
     )
     return 0
 

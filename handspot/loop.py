@@ -65,15 +65,16 @@ class _Writer:
             go_on = sink.write(frame, det, picture) and go_on
         return go_on
 
-    def close(self) -> None:
-        """Every sink closed, even when one fails (its error raised after)."""
+    def close(self, failed: bool = False) -> None:
+        """Every sink closed (``failed``: aborted, the outputs left as they were), even when one
+        fails (its error raised after)."""
         error = None
         for sink in self.sinks:
             try:
-                sink.close()
+                sink.abort() if failed else sink.close()
             except Exception as e:  # kept, and raised once all are closed
                 error = error or e
-        if error is not None:
+        if error is not None and not failed:
             raise error
 
 
@@ -91,6 +92,7 @@ def run_single(
     detector = make_detector()
     writer = _Writer(sinks, profile)
     start = time.perf_counter()
+    failed = True  # an error other than Ctrl-C: the outputs are left as they were
     try:
         for frame in source:
             det = None
@@ -102,8 +104,12 @@ def run_single(
             picture = writer.annotate(frame, det) if writer.needs_picture else None
             if not writer.write(frame, det, picture):
                 break
+        failed = False
+    except KeyboardInterrupt:
+        failed = False  # Ctrl-C: what was written is complete and kept
+        raise
     finally:
-        writer.close()
+        writer.close(failed)
         source.close()
     return _report(writer.count, source, start, profile, 1)
 
@@ -233,12 +239,17 @@ class _MultiThreaded:
         for thread in (capturing, writing):
             if thread is not None:
                 thread.start()
+        failed = True
         try:
             while (item := self.next_result()) is not None:
                 if item is not _DROPPED and item[1] is not _DROPPED:
                     self.handle(item[0], *item[1])
+            failed = False
+        except KeyboardInterrupt:
+            failed = False  # Ctrl-C off the main thread: what was written is complete
+            raise
         finally:
-            self.shutdown(capturing, writing)
+            self.shutdown(capturing, writing, failed or bool(self.errors))
             restore_signals(previous)
         if self.errors:
             raise self.errors[0]
@@ -257,8 +268,11 @@ class _MultiThreaded:
             picture = self.pool.submit(self.writer.annotate, frame, det)
         self.to_write.put((frame, det, picture))
 
-    def shutdown(self, capturing: threading.Thread, writing: threading.Thread | None) -> None:
-        """Everything detected is written (unless stopped); threads joined; outputs closed."""
+    def shutdown(
+        self, capturing: threading.Thread, writing: threading.Thread | None, failed: bool
+    ) -> None:
+        """Everything detected is written (unless stopped); threads joined; outputs closed, or
+        (``failed``: an error, not Ctrl-C) left as they were."""
         if writing is not None and not self.errors and not self.stop.is_set():
             self.to_write.put(_END)
             writing.join()
@@ -268,7 +282,7 @@ class _MultiThreaded:
         if writing is not None:
             self.to_write.put(_END)
             writing.join(timeout=5)
-        self.writer.close()
+        self.writer.close(failed or bool(self.errors))
         self.source.close()
 
 

@@ -67,6 +67,10 @@ class Sink:
     def close(self) -> None:
         """Finish the output so it is complete."""
 
+    def abort(self) -> None:
+        """The run failed: leave the output as it was before (nothing half-written)."""
+        self.close()
+
 
 class JsonLinesSink(Sink):
     """One JSON line a frame: ``{"frame", "file" (image sources), "time", "detections"}``."""
@@ -94,7 +98,7 @@ class JsonLinesSink(Sink):
             try:
                 self._file.write(json.dumps(line) + "\n")
             except OSError as e:
-                self._abort()
+                self.abort()
                 raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
         return True
 
@@ -104,13 +108,14 @@ class JsonLinesSink(Sink):
         try:
             self._file.close()
         except OSError as e:
-            self._abort()
+            self.abort()
             raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
         if self._tmp is not None:
             os.replace(self._tmp, self.path)
 
-    def _abort(self) -> None:
-        """Nothing half-written under the final name: the temporary file goes."""
+    def abort(self) -> None:
+        """Nothing half-written under the final name: the temporary file goes (lines already
+        written to a stream stay: they were complete)."""
         with contextlib.suppress(OSError):
             self._file.close()
         if self._tmp is not None:
@@ -118,7 +123,8 @@ class JsonLinesSink(Sink):
 
 
 class VideoSink(Sink):
-    """The annotated video (.mp4: MPEG-4 part 2; .avi: MJPEG), opened at the first frame's size."""
+    """The annotated video (.mp4: MPEG-4 part 2; .avi: MJPEG), opened at the first frame's size;
+    a frame of another size (a folder of mixed photos) is fitted into it, not dropped."""
 
     needs_picture = True
 
@@ -127,6 +133,8 @@ class VideoSink(Sink):
         self._writer = None
         self._tmp = None
         self._straight = False
+        self._size: tuple[int, int] | None = None  # width, height
+        self.fitted = 0  # frames of another size, fitted into the video's
 
     def _open(self, shape) -> cv2.VideoWriter:
         suffix = self.path.suffix
@@ -148,8 +156,23 @@ class VideoSink(Sink):
         with stage(self.profile, "encode+write"):
             if self._writer is None:
                 self._writer = self._open(picture.shape)
+                self._size = (picture.shape[1], picture.shape[0])
+            if (picture.shape[1], picture.shape[0]) != self._size:
+                if not self.fitted:
+                    w, h = self._size
+                    print(f"warning: {self.path.name}: frames of other sizes are fitted into "
+                          f"the first frame's {w}x{h}", file=sys.stderr)  # fmt: skip
+                self.fitted += 1
+                picture = fit(picture, *self._size)
             self._writer.write(picture)
         return True
+
+    def abort(self):
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        self._tmp.unlink(missing_ok=True)
 
     def close(self):
         if self._writer is None:
@@ -171,6 +194,17 @@ class VideoSink(Sink):
             self._tmp.unlink(missing_ok=True)
 
 
+def fit(picture: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``picture`` scaled to fit ``width`` x ``height``, its aspect kept, centred on black."""
+    h, w = picture.shape[:2]
+    scale = min(width / w, height / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = np.zeros((height, width, 3), np.uint8)
+    x, y = (width - size[0]) // 2, (height - size[1]) // 2
+    out[y : y + size[1], x : x + size[0]] = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+    return out
+
+
 def playable(path: Path) -> bool:
     """Whether a written video opens and gives its first frame (a truncated mp4 does not)."""
     capture = cv2.VideoCapture(str(path))
@@ -181,22 +215,34 @@ def playable(path: Path) -> bool:
 
 
 class PictureSink(Sink):
-    """The annotated picture of an image source (.jpg, .png); of a folder, the last one."""
+    """The annotated picture of an image source (.jpg, .png); of a folder, the last one, written
+    when the run ends."""
 
     needs_picture = True
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._encoded: bytes | None = None
 
     def write(self, frame, det, picture):
         ok, encoded = cv2.imencode(self.path.suffix, picture)
         if not ok:
             raise UserError(f"cannot encode {self.path}")
+        self._encoded = encoded.tobytes()
+        return True
+
+    def close(self):
+        if self._encoded is None:
+            return
         try:
-            atomic_write_bytes(self.path, encoded.tobytes())
+            atomic_write_bytes(self.path, self._encoded)
         except OSError as e:
             raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
-        return True
+        finally:
+            self._encoded = None
+
+    def abort(self):
+        self._encoded = None
 
 
 class WindowSink(Sink):

@@ -118,6 +118,8 @@ class FrameSource:
                     continue
                 yield Frame(index, index / self.fps, self._resize(bgr), path.name)
                 index += 1
+            if not index:
+                raise UserError(f"none of the {self.skipped} image(s) in {self.spec} could be read")
             return
         index, start = 0, time.monotonic()
         while True:

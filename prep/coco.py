@@ -111,12 +111,19 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple], int]:
     become masks; boxes come from ``bbox``."""
     try:
         coco = json.loads(Path(path).read_text())
-        cats = {c["id"]: c["name"] for c in coco["categories"]}
+        unique_ids(path, "category", coco["categories"])
+        unique_ids(path, "image", coco["images"])
+        cats = {
+            c["id"]: label_name(c["name"], f"{path}: category {c['id']}")
+            for c in coco["categories"]
+        }
         images = {
-            im["id"]: (im["file_name"], str(im.get("split", "")), declared_size(im))
+            im["id"]: (file_name(path, im), str(im.get("split", "")), declared_size(im))
             for im in coco["images"]
         }
         anns = coco.get("annotations", [])
+        if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
+            raise TypeError("annotations must be a list of objects")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: not a COCO instances file ({type(e).__name__}: {e})") from None
     ids_of: dict[str, list] = defaultdict(list)
@@ -150,7 +157,33 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple], int]:
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}: annotation {ann.get('id')} is malformed ({e})") from None
     items = [(images[i][0], objects[i], images[i][1], images[i][2]) for i in sorted(images)]
-    return [cats[k] for k in sorted(cats)], items, orphans
+    return list(dict.fromkeys(cats[k] for k in sorted(cats))), items, orphans
+
+
+def unique_ids(path: Path, what: str, entries) -> None:
+    """Refuse a list of COCO entries that is not a list of objects, or gives one id twice
+    (two images with id 1 would trade their boxes; two categories, their labels)."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UserError(f"{path}: {what} entries must be a list of objects")
+    seen: set = set()
+    for entry in entries:
+        if entry.get("id") in seen:
+            raise UserError(f"{path}: {what} id {entry['id']!r} is given twice; ids must differ")
+        seen.add(entry.get("id"))
+
+
+def label_name(name, where: str) -> str:
+    """A class name: non-empty text (other labels would make no label map)."""
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"{where}: its name must be non-empty text, got {name!r}")
+    return name.strip()
+
+
+def file_name(path: Path, image: dict) -> str:
+    name = image["file_name"]
+    if not isinstance(name, str) or not name:
+        raise UserError(f"{path}: image {image.get('id')!r}: file_name must be text, got {name!r}")
+    return name
 
 
 def unique_key(name: str, used: set[str]) -> str:

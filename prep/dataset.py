@@ -37,7 +37,7 @@ from prep.geometry import (
     polygon_area,
     rasterize,
 )
-from prep.sources import Source, TinyImage, upright, validate_image
+from prep.sources import Source, TinyImage, as_png, upright, validate_image
 from prep.summary import DatasetSummary, SplitSummary, Totals
 
 SPLITS = ("train", "eval", "test")
@@ -87,6 +87,7 @@ class Obj:
 class FrameResult:
     key: str
     video: str
+    file_name: str = ""  # in images/<split>/ and the records: the key, + ".png" when converted
     width: int = 0
     height: int = 0
     image: bytes = b""
@@ -195,9 +196,12 @@ def process_object(
 
 
 def process_frame(source: Source, task: FrameTask, masks: bool, keep_empty: bool) -> FrameResult:
-    result = FrameResult(task.key, task.video)
+    result = FrameResult(task.key, task.video, task.key)
     try:
         data, orientation = upright(source.read(task.member))
+        if (png := as_png(data)) is not None:  # WebP, BMP, ...: what the records can hold
+            data, result.file_name = png, f"{task.key}.png"
+            result.problems.append(("converted_to_png", "not a JPEG or PNG: stored as PNG"))
         result.width, result.height, result.image_format = validate_image(data)
     except (UserError, ValueError) as e:
         result.skipped = "tiny_image" if isinstance(e, TinyImage) else "corrupt_image"
@@ -326,7 +330,7 @@ def build(
                 tally.problems(res, split)
                 if res.skipped:
                     continue
-                (tmp / "images" / split / res.key).write_bytes(res.image)
+                (tmp / "images" / split / res.file_name).write_bytes(res.image)
                 writers[split].write(tfrecord.encode(_example(res, class_ids, masks, dataset)))
                 tally.written(res, split)
         finally:
@@ -356,7 +360,7 @@ def _example(res: FrameResult, class_ids: dict[str, int], masks: bool, dataset: 
     from prep import tfrecord
 
     return tfrecord.Example(
-        filename=res.key,
+        filename=res.file_name,
         width=res.width,
         height=res.height,
         encoded=res.image,
@@ -389,7 +393,7 @@ class Tally:
             if reason == res.skipped:
                 self.frame_skips[split][reason] += 1
                 self.video_skips[res.video][f"frame:{reason}"] += 1
-            elif reason in ("nan_coordinates", "clipped_to_image"):
+            elif reason in ("nan_coordinates", "clipped_to_image", "converted_to_png"):
                 self.fixed[split][reason] += 1
             else:
                 self.box_skips[split][reason] += 1
@@ -403,7 +407,7 @@ class Tally:
         for o in res.objects:
             box = (_num(v) for v in o.box)
             self.rows[split].append(
-                [res.key, res.width, res.height, o.label, *box, res.video, o.hand_type]
+                [res.file_name, res.width, res.height, o.label, *box, res.video, o.hand_type]
             )
 
     def write_tables(self, folder: Path) -> None:

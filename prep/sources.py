@@ -82,6 +82,22 @@ def upright(data: bytes) -> tuple[bytes, int]:
     return out.getvalue(), orientation
 
 
+def as_png(data: bytes) -> bytes | None:
+    """An image in another format Pillow reads (WebP, BMP, TIFF, GIF: what a camera folder or a
+    labelling tool may hold) as PNG, lossless, turned by its EXIF orientation; None for JPEG,
+    PNG or what is no picture (``validate_image`` says what is wrong with it)."""
+    if data.startswith((b"\xff\xd8", b"\x89PNG")):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            picture = ImageOps.exif_transpose(im).convert("RGB")
+    except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError):
+        return None
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
+
+
 MIN_SIDE = 8  # pixels: anything smaller is no picture of a hand (and breaks reduced decoding)
 
 

@@ -39,7 +39,7 @@ class SplitSummary:
     videos: list[str] = field(default_factory=list)
     skipped_frames: dict[str, int] = field(default_factory=dict)
     skipped_boxes: dict[str, int] = field(default_factory=dict)
-    fixed: dict[str, int] = field(default_factory=dict)  # boxes clipped or with NaN mended
+    fixed: dict[str, int] = field(default_factory=dict)  # boxes mended, pictures made PNG
 
 
 @dataclass

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -152,3 +154,68 @@ def test_exif_orientation_is_applied_once_for_training_and_detection(webcam_root
     from handspot.images import read_image
 
     assert read_image(tmp_path / "images" / "phone.jpg").shape[:2] == (400, 200)  # detect: same
+
+
+def tiny_coco(tmp_path, images, categories, annotations):
+    (tmp_path / "images").mkdir(exist_ok=True)
+    for im in images:
+        if isinstance(im.get("file_name"), str):
+            Image.new("RGB", (64, 48), (90, 90, 90)).save(tmp_path / "images" / im["file_name"])
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"images": images, "categories": categories,
+                                "annotations": annotations}))  # fmt: skip
+    return path
+
+
+BOX = {"category_id": 1, "bbox": [4, 4, 20, 20]}
+
+
+@pytest.mark.parametrize(
+    ("images", "categories", "message"),
+    [
+        # two images with id 1 traded their boxes; a second category 1 relabelled every hand
+        ([{"id": 1, "file_name": "a.png"}, {"id": 1, "file_name": "b.png"}],
+         [{"id": 1, "name": "hand"}], "image id 1 is given twice"),
+        ([{"id": 1, "file_name": "a.png"}],
+         [{"id": 1, "name": "hand"}, {"id": 1, "name": "face"}], "category id 1 is given twice"),
+        ([{"id": 1, "file_name": "a.png"}], [{"id": 1, "name": 5}], "must be non-empty text"),
+        ([{"id": 1, "file_name": ["a.png"]}], [{"id": 1, "name": "hand"}], "must be text"),
+        ([{"id": 1, "file_name": "a.png"}], {"id": 1, "name": "hand"}, "list of objects"),
+    ],
+)  # fmt: skip
+def test_coco_ids_and_names_that_would_move_labels_are_refused(tmp_path, images, categories,
+                                                               message):  # fmt: skip
+    path = tiny_coco(tmp_path, images, categories, [{"id": 1, "image_id": 1, **BOX}])
+    with pytest.raises(UserError, match=message):
+        import_coco(path, tmp_path / "images", tmp_path / "out", workers=0)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("annotations", [{"1": BOX}, [5], ["x"]])
+def test_coco_annotations_not_a_list_of_objects_is_one_error(tmp_path, annotations):
+    path = tiny_coco(tmp_path, [{"id": 1, "file_name": "a.png"}], [{"id": 1, "name": "hand"}],
+                     annotations)  # fmt: skip
+    with pytest.raises(UserError, match="annotations must be a list of objects"):
+        import_coco(path, tmp_path / "images", tmp_path / "out", workers=0)
+
+
+def test_webp_and_bmp_photos_are_imported_as_png(webcam_root, tmp_path):
+    """Pre-annotation reads .webp and .bmp; the importers refused them as corrupt_image after a
+    person had labelled them. They are stored losslessly as PNG, counted under fixed."""
+    photo = Image.open(webcam_root / "subhih-webcam" / "images" / "test_1528664299.56_pic00051.jpg")
+    (tmp_path / "images").mkdir()
+    photo.save(tmp_path / "images" / "a.webp", lossless=True)
+    photo.save(tmp_path / "images" / "b.bmp")
+    images = [{"id": i, "file_name": n, "split": "train"} for i, n in ((1, "a.webp"), (2, "b.bmp"))]
+    anns = [{"id": i, "image_id": i, **BOX} for i in (1, 2)]
+    coco = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "hand"}]}
+    (tmp_path / "a.json").write_text(json.dumps(coco))
+    summary = import_coco(tmp_path / "a.json", tmp_path / "images", tmp_path / "out", workers=0)
+    assert summary.splits["train"].frames == 2
+    assert summary.splits["train"].fixed == {"converted_to_png": 2}
+    records = list(read_records(shard_pattern(tmp_path / "out", "train")))
+    assert sorted(r.filename for r in records) == ["a.webp.png", "b.bmp.png"]
+    assert {r.image_format for r in records} == {"png"}
+    for r in records:
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.encoded))), np.asarray(photo))
+        assert (tmp_path / "out" / "images" / "train" / r.filename).read_bytes() == r.encoded

@@ -180,3 +180,72 @@ def test_a_full_disk_is_one_error_with_nothing_half_written(clip, tmp_path):
         )  # fmt: skip
         one_clear_error(result, "cannot write")
     assert list(out.iterdir()) == []
+
+
+@pytest.fixture
+def photos(webcam_root, tmp_path) -> Path:
+    """Three real webcam photos and a 0-byte one (a half-copied file)."""
+    folder = tmp_path / "P"
+    folder.mkdir()
+    for path in sorted((webcam_root / "subhih-webcam" / "images").iterdir())[:3]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "zero.jpg").write_bytes(b"")
+    return folder
+
+
+@pytest.mark.parametrize("script", ["single", "multi"])
+def test_a_zero_byte_image_is_a_counted_skip_and_all_unreadable_is_one_error(photos, tmp_path,
+                                                                            script):  # fmt: skip
+    """Before: a cv2.imdecode traceback, and the sinks still committed: an existing --json was
+    replaced by an empty one."""
+    result = run("--source", str(photos), "--json", str(tmp_path / "a.jsonl"), script=script)
+    assert result.returncode == 0 and "1 unreadable image(s) skipped" in result.stdout
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 3
+    empty = tmp_path / "Z"
+    empty.mkdir()
+    (empty / "a.jpg").write_bytes(b"")
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text('{"frame": 0}\n')
+    picture = tmp_path / "kept.jpg"
+    picture.write_bytes(b"old")
+    result = run("--source", str(empty), "--json", str(kept), "--output", str(picture),
+                 script=script)  # fmt: skip
+    one_clear_error(result, "none of the 1 image(s)")
+    assert kept.read_text() == '{"frame": 0}\n' and picture.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["P", "Z", "a.jsonl", "kept.jpg",
+                                                          "kept.jsonl"]  # fmt: skip
+
+
+def test_preannotate_counts_a_zero_byte_image(photos, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "detect.preannotate", "--source", str(photos), "--out",
+         str(tmp_path / "lab")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-800:]
+    assert "Traceback" not in result.stderr
+    assert "3 of 3 frames" in result.stdout and "1 unreadable image(s) skipped" in result.stdout
+
+
+def test_a_folder_of_mixed_sizes_gives_a_video_of_every_frame(webcam_root, tmp_path):
+    """Before: 3 of 6 frames in the video (OpenCV drops frames of another size), exit 0, while
+    the JSON had all 6. Now every frame is fitted into the first frame's size, with a warning."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, path in enumerate(sorted((webcam_root / "subhih-webcam" / "images").iterdir())[:6]):
+        picture = cv2.imread(str(path))
+        size = (320, 240) if i % 2 == 0 else (200, 300)
+        cv2.imwrite(str(folder / f"{i}.jpg"), cv2.resize(picture, size))
+    for script in ("single", "multi"):
+        video = tmp_path / f"{script}.mp4"
+        result = run("--source", str(folder), "--output", str(video), "--no-landmarks",
+                     script=script)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-800:]
+        assert "fitted into the first frame's 320x240" in result.stderr
+        capture = cv2.VideoCapture(str(video))
+        frames = []
+        while (got := capture.read())[0]:
+            frames.append(got[1])
+        capture.release()
+        assert len(frames) == 6 and {f.shape for f in frames} == {(240, 320, 3)}
+        assert frames[1][:, :40].max() < 30  # the upright photo, letterboxed on black
