@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Mapping
 
@@ -18,7 +17,7 @@ from handspot.errors import UserError, fail
 from handspot.files import stream_fd
 from handspot.options import add_options, from_args
 from handspot.run import DetectOptions, detect
-from handspot.signals import Stopped, exit_code
+from handspot.signals import Stopped, exit_code, sigterm_as_ctrl_c, stopped
 
 
 def build_parser(
@@ -55,19 +54,13 @@ def run_cli(
 ) -> int:
     """``detect`` for a command line: one error line or the report, and its exit code."""
 
-    def stop(signum, _frame):  # SIGTERM as Ctrl-C: the loop closes the outputs on its way out
-        raise Stopped(signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)  # the multi-threaded loop sets its own
     try:
-        report = detect(options, multi=multi, backends=backends)
+        with sigterm_as_ctrl_c():  # the loop closes the outputs on its way out
+            report = detect(options, multi=multi, backends=backends)
     except UserError as e:
         return fail(str(e))
     except KeyboardInterrupt as e:
-        print("interrupted; outputs closed", file=sys.stderr)
-        return exit_code(e)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return stopped(e, "interrupted; outputs closed")
     print_report(report, options)
     if report.get("interrupted"):
         # The files are closed and complete: leave without TensorFlow's teardown, which takes

@@ -42,6 +42,7 @@ from common.paths import DEFAULT_MODEL
 from handspot.detections import Detections
 from handspot.detector import Detector
 from handspot.errors import UserError, fail
+from handspot.signals import command
 from pipelines.backends import load_detector
 from prep.tfrecord import read_records
 
@@ -236,6 +237,7 @@ def parse_records(items: list[str]) -> dict[str, str]:
     return out
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.compare",

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from handspot.errors import UserError, fail
+from handspot.signals import command
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -32,6 +33,7 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.configure",

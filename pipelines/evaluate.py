@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from handspot.errors import UserError, fail
+from handspot.signals import command
 from pipelines import pipeline_config as cfg
 from pipelines.odapi_compat import no_autograph, tf
 from pipelines.results import EvalResult, SourceEval
@@ -356,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.follow:

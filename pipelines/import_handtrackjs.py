@@ -34,6 +34,7 @@ from common.labelmap import write_label_map
 from common.paths import CACHE_DIR
 from handspot.errors import UserError, fail
 from handspot.files import atomic_write_json
+from handspot.signals import command
 from pipelines import pipeline_config as cfg
 from pipelines.odapi_compat import tf
 from webexport.handtrack import (
@@ -301,6 +302,7 @@ def import_handtrackjs(
     return info
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.import_handtrackjs",

@@ -32,6 +32,7 @@ from common.folders import check_replaceable
 from common.paths import CACHE_DIR
 from handspot.errors import UserError, fail
 from handspot.options import parse_names
+from handspot.signals import command
 from prep.dataset import FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import EGOHANDS_URL, Source, download
 from prep.split import choose_videos, split_by_frame, split_by_video
@@ -448,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()

@@ -39,6 +39,7 @@ from common.folders import atomic_dir, check_replaceable
 from common.labelmap import write_label_map
 from handspot.errors import UserError, fail
 from handspot.options import parse_names
+from handspot.signals import command
 from prep.dataset import SPLITS, Plan
 from prep.dedup import near_pairs, phash
 from prep.summary import MIX, DatasetSummary, SourceSummary, SplitSummary, Totals
@@ -263,6 +264,7 @@ def print_table(summary: DatasetSummary, out: Path, seconds: float) -> None:
     print(f"wrote {out} in {seconds:.1f} s")
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m prep.mix",

@@ -16,6 +16,7 @@ from lxml import etree
 
 from common.folders import atomic_dir, check_replaceable
 from handspot.errors import UserError, fail
+from handspot.signals import command
 from prep.dataset import CSV_COLUMNS, SPLITS, FrameTask, Plan, RawObject, sort_tasks
 from prep.sources import Source
 from prep.split import add_split_by, choose_split, published_split
@@ -155,6 +156,7 @@ def export_voc(data: Path, split: str, out: Path) -> int:
     return len(frames)
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m prep.voc",
