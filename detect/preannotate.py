@@ -24,6 +24,7 @@ import argparse
 import json
 import shutil
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +38,17 @@ from handspot.api import HandDetectorOptions
 from handspot.detections import Detections
 from handspot.errors import UserError, fail
 from handspot.options import add_options, from_args, option
+from handspot.signals import command
 from handspot.sources import FrameSource
 from pipelines.backends import BACKENDS, PYTHON
 from prep.coco import coco_instances
 from prep.cvat import cvat_xml
 from prep.dedup import phash_gray
-from prep.labelled import Box, LabelledImage
+from prep.labelled import Box, LabelledImage, label_text
 from prep.labelstudio import LOCAL_FILES, label_config, tasks
 
 FORMATS = ("coco", "cvat", "labelstudio")
+PHASH_BITS = 64
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class PreannotateOptions:
             raise UserError(f"--formats: one or more of {', '.join(FORMATS)}, got {self.formats}")
         if self.every < 1 or self.change < 0 or self.max_frames < 0:
             raise UserError("--every must be at least 1; --change and --max-frames 0 or more")
+        if self.change > PHASH_BITS:
+            raise UserError(f"--change: a pHash has {PHASH_BITS} bits, so 0 to {PHASH_BITS}, "
+                            f"got {self.change}")  # fmt: skip
         if not 0.0 <= self.held_out < 1.0:
             raise UserError(f"--held-out must be from 0 to below 1, got {self.held_out}")
         if not 0.0 <= self.score_threshold <= 1.0:
@@ -97,26 +103,29 @@ def read_detections(path: str) -> dict[int, tuple[str, Detections]]:
     """detect's JSON lines by frame index: ``{frame: (file, detections)}``."""
     found, n = {}, 0
     try:
-        with open(path) as f:
-            for line in f:
-                n += 1
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
                 row = json.loads(line)
-                found[int(row["frame"])] = (
-                    row.get("file", ""),
-                    Detections.from_json(row["detections"]),
-                )
+                frame = row["frame"]
+                if type(frame) is not int or frame < 0:
+                    raise ValueError(f"frame must be a whole number from 0, got {frame!r}")
+                det = Detections.from_json(row["detections"])
+                for label in det.class_names:
+                    label_text(label, f"{path}, line {n}")
+                found[frame] = (str(row.get("file", "")), det)
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError) as e:
         raise UserError(f"{path}, line {n}: not a line of detect --json ({e})") from None
     return found
 
 
 def preannotate(options: PreannotateOptions) -> dict:
     """Sample the source, detect (or read the detections), write the images and each format;
-    returns the report (frames read, kept, boxes, the files written)."""
+    returns the report (frames read, kept, boxes, what was skipped, the files written)."""
     formats = options.check()
-    check_replaceable(Path(options.out), "preannotations")  # before reading anything
+    out = Path(options.out)
+    check_replaceable(out, "preannotations")  # before reading anything
     source = FrameSource(options.source, max_frames=options.max_frames)
     given = read_detections(options.detections) if options.detections else None
     detector = None
@@ -125,57 +134,26 @@ def preannotate(options: PreannotateOptions) -> dict:
             model=options.model, backend=options.backend, score_threshold=options.score_threshold
         )
         detector = found.detector_factory(backends=BACKENDS)()
-    out = Path(options.out)
     images: list[LabelledImage] = []
-    last_hash, read = None, 0
+    skipped = Counter()
     try:
         inputs = [options.source] + ([options.detections] if options.detections else [])
         with atomic_dir(out, "preannotations", tool="detect.preannotate", inputs=inputs) as tmp:
             (tmp / "images").mkdir()
-            for frame in tqdm(source, total=len(source) or None, desc="preannotate", unit="frame"):
-                read += 1
-                if frame.index % options.every:
+            for frame in sampled(source, options):
+                if frame.file and not frame.file.isprintable():
+                    skipped["unprintable_name"] += 1  # no XML or JSON tool matches it back
                     continue
-                if options.change:
-                    h = phash_gray(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
-                    if (
-                        last_hash is not None
-                        and int(np.bitwise_count(h ^ last_hash)) < options.change
-                    ):
-                        continue
-                    last_hash = h
-                if given is not None:
-                    file, det = given.get(frame.index, ("", Detections()))
-                    if file and frame.file and file != frame.file:
-                        raise UserError(
-                            f"{options.detections}: frame {frame.index} is {file}, the source's "
-                            f"is {frame.file}: not detections of this source"
-                        )
-                    det = det.above(options.score_threshold)
-                else:
-                    det = detector.detect(frame.rgb)
-                name = frame.file or f"{Path(options.source).stem}_{frame.index:06d}.jpg"
-                if frame.file:  # an image folder's own file, as it is
-                    shutil.copyfile(Path(options.source) / frame.file, tmp / "images" / name)
-                else:
-                    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
-                                            [cv2.IMWRITE_JPEG_QUALITY, 95])  # fmt: skip
-                    if not ok:
-                        raise UserError(f"cannot encode frame {frame.index}")
-                    (tmp / "images" / name).write_bytes(jpeg.tobytes())
-                h, w = frame.rgb.shape[:2]
-                boxes = [
-                    Box(label, tuple(float(v) for v in xyxy), float(score))
-                    for xyxy, score, label in zip(
-                        det.boxes, det.scores, det.class_names, strict=True
-                    )
-                ]
-                images.append(LabelledImage(name, w, h, boxes))
+                det = (
+                    given_detections(given, frame, options)
+                    if given is not None
+                    else detector.detect(frame.rgb)
+                )
+                name = save_image(frame, tmp / "images", options.source)
+                images.append(labelled(name, frame.rgb.shape, det, skipped))
             if not images:
-                raise UserError(f"{options.source}: no frame kept (of {read} read)")
-            held = round(len(images) * options.held_out)
-            for i, im in enumerate(images):
-                im.split = "eval" if i >= len(images) - held else "train"
+                raise UserError(f"{options.source}: no frame kept (of {source.read} read)")
+            warnings = hold_out(images, options.held_out)
             classes = sorted({b.label for im in images for b in im.boxes}) or ["hand"]
             written = write_formats(tmp, images, classes, formats, options)
     finally:
@@ -183,13 +161,81 @@ def preannotate(options: PreannotateOptions) -> dict:
         if detector is not None and hasattr(detector, "close"):
             detector.close()
     return {
-        "read": read,
+        "read": source.read,
         "kept": len(images),
         "held_out": sum(im.split == "eval" for im in images),
         "boxes": sum(len(im.boxes) for im in images),
         "unreadable": source.skipped,
+        "skipped": dict(skipped),
+        "warnings": warnings,
         "files": written,
     }
+
+
+def hold_out(images: list[LabelledImage], share: float) -> list[str]:
+    """Mark the last ``share`` of the frames (one block in time) held out, keeping at least
+    one frame to train on; the warnings when the share could not be met."""
+    n = len(images)
+    held = min(round(n * share), n - 1)
+    for i, im in enumerate(images):
+        im.split = "eval" if i >= n - held else "train"
+    if share > 0 and held == 0:
+        return [f"--held-out {share}: {n} frame(s) kept, none held out; keep more frames"]
+    if held < round(n * share):
+        return [f"--held-out {share}: {held} of {n} frames held out, one kept to train on"]
+    return []
+
+
+def sampled(source: FrameSource, options: PreannotateOptions):
+    """The source's frames that are kept: one in ``--every``, and with ``--change``, those whose
+    pHash moved that many bits from the last kept."""
+    last_hash = None
+    for frame in tqdm(source, total=len(source) or None, desc="preannotate", unit="frame"):
+        if frame.index % options.every:
+            continue
+        if options.change:
+            h = phash_gray(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
+            if last_hash is not None and int(np.bitwise_count(h ^ last_hash)) < options.change:
+                continue
+            last_hash = h
+        yield frame
+
+
+def given_detections(given: dict, frame, options: PreannotateOptions) -> Detections:
+    """The detections ``--detections`` gives for a frame, checked to be of this source."""
+    file, det = given.get(frame.index, ("", Detections()))
+    if file and frame.file and file != frame.file:
+        raise UserError(
+            f"{options.detections}: frame {frame.index} is {file}, the source's is "
+            f"{frame.file}: not detections of this source"
+        )
+    return det.above(options.score_threshold)
+
+
+def save_image(frame, folder: Path, source: str) -> str:
+    """The frame into ``folder``: an image folder's own file as it is, a video's frame as JPEG;
+    returns its name."""
+    name = frame.file or f"{Path(source).stem}_{frame.index:06d}.jpg"
+    if frame.file:
+        shutil.copyfile(Path(source) / frame.file, folder / name)
+        return name
+    bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+    ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise UserError(f"cannot encode frame {frame.index}")
+    (folder / name).write_bytes(jpeg.tobytes())
+    return name
+
+
+def labelled(name: str, shape: tuple, det: Detections, skipped: Counter) -> LabelledImage:
+    """A frame's pre-annotation; a box that is not four finite numbers is left out, counted."""
+    boxes = []
+    for xyxy, score, label in zip(det.boxes, det.scores, det.class_names, strict=True):
+        if not (np.isfinite(xyxy).all() and np.isfinite(score)):
+            skipped["non_finite_box"] += 1
+            continue
+        boxes.append(Box(label, tuple(float(v) for v in xyxy), float(score)))
+    return LabelledImage(name, shape[1], shape[0], boxes)
 
 
 def write_formats(folder: Path, images, classes, formats, options) -> list[str]:
@@ -197,19 +243,20 @@ def write_formats(folder: Path, images, classes, formats, options) -> list[str]:
     files = []
     if "coco" in formats:
         coco = coco_instances(images, classes, f"pre-annotations by {model}")
-        (folder / "coco.json").write_text(json.dumps(coco))
+        (folder / "coco.json").write_text(json.dumps(coco, allow_nan=False))
         files.append("coco.json")
     if "cvat" in formats:
         (folder / "cvat.xml").write_bytes(cvat_xml(images, classes, Path(options.out).name))
         files.append("cvat.xml")
     if "labelstudio" in formats:
         found = tasks(images, model, options.url_prefix)
-        (folder / "labelstudio.json").write_text(json.dumps(found))
+        (folder / "labelstudio.json").write_text(json.dumps(found, allow_nan=False))
         (folder / "labelstudio.xml").write_text(label_config(classes))
         files += ["labelstudio.json", "labelstudio.xml"]
     return files
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m detect.preannotate",
@@ -222,10 +269,13 @@ def main(argv: list[str] | None = None) -> int:
         report = preannotate(from_args(PreannotateOptions, args))
     except UserError as e:
         return fail(str(e))
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"wrote {args.out}: {report['kept']} of {report['read']} frames ({report['held_out']} "
         f"held out), {report['boxes']} boxes; {', '.join(report['files'])}"
         + (f"; {report['unreadable']} unreadable image(s) skipped" if report["unreadable"] else "")
+        + "".join(f"; {n} skipped: {why.replace('_', ' ')}" for why, n in report["skipped"].items())
     )
     return 0
 

@@ -41,7 +41,7 @@ Hook = Callable[[Frame, Detections | None], Detections]
 class FrameSource:
     """Frames from a video file, a camera index, an image folder or one image, in order, at
     ``width`` x ``height`` when both are given; at most ``max_frames`` (0: all). Unreadable
-    images in a folder are skipped and counted (``skipped``)."""
+    images in a folder are skipped and counted (``skipped``); ``read`` counts the frames given."""
 
     def __init__(
         self,
@@ -53,7 +53,7 @@ class FrameSource:
         max_frames: int = 0,
         profile: Profile | None = None,
     ):
-        self.spec, self.size, self.skipped = spec, (width, height), 0
+        self.spec, self.size, self.skipped, self.read = spec, (width, height), 0, 0
         self.max_frames, self.profile = max_frames, profile
         self._cap = None
         self._images: list[Path] = []
@@ -105,6 +105,7 @@ class FrameSource:
         for frame in self._frames():
             if self.max_frames and frame.index >= self.max_frames:
                 return
+            self.read += 1
             yield frame
 
     def _frames(self) -> Iterator[Frame]:

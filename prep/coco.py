@@ -20,8 +20,10 @@ from common.folders import check_replaceable
 from common.labelmap import read_label_map
 from handspot.errors import UserError, fail
 from handspot.files import atomic_write_bytes
+from handspot.signals import command
 from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
-from prep.labelled import add_import_parser, build_import, classes_of
+from prep.geometry import mask_polygons
+from prep.labelled import add_import_parser, build_import, classes_of, label_text, read_json
 from prep.sources import Source
 from prep.split import choose_split
 from prep.summary import DatasetSummary
@@ -97,6 +99,9 @@ def coco_instances(images: list, classes: list[str], description: str = "") -> d
     return coco
 
 
+MAX_RLE_PIXELS = 1 << 28  # 16384 x 16384: a mask decoded in memory
+
+
 def declared_size(image: dict) -> tuple[int, int] | None:
     """An image entry's ``(width, height)``, when it gives two positive integers."""
     w, h = image.get("width"), image.get("height")
@@ -109,12 +114,12 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple], int]:
     image (``split`` is the image's own ``split`` field, or ""; ``size`` its declared width and
     height, or None), and the number of annotations that name no image. Polygon segmentations
     become masks; boxes come from ``bbox``."""
+    coco = read_json(path, "a COCO instances file")
     try:
-        coco = json.loads(Path(path).read_text())
         unique_ids(path, "category", coco["categories"])
         unique_ids(path, "image", coco["images"])
         cats = {
-            c["id"]: label_name(c["name"], f"{path}: category {c['id']}")
+            c["id"]: label_text(c["name"], f"{path}: category {c['id']}")
             for c in coco["categories"]
         }
         images = {
@@ -124,7 +129,7 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple], int]:
         anns = coco.get("annotations", [])
         if not isinstance(anns, list) or not all(isinstance(a, dict) for a in anns):
             raise TypeError("annotations must be a list of objects")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{path}: not a COCO instances file ({type(e).__name__}: {e})") from None
     ids_of: dict[str, list] = defaultdict(list)
     for i, (name, _, _) in images.items():
@@ -144,17 +149,14 @@ def read_coco(path: Path) -> tuple[list[str], list[tuple], int]:
             if ann["image_id"] not in images:
                 orphans += 1
                 continue
+            if ann.get("category_id") not in cats:
+                raise ValueError(f"category_id {ann.get('category_id')!r} is not in categories")
             x, y, w, h = (float(v) for v in ann["bbox"])
-            seg = ann.get("segmentation")
-            polys = (
-                tuple(np.asarray(p, np.float64).reshape(-1, 2) for p in seg)
-                if isinstance(seg, list)
-                else ()
-            )
+            polys = polygons(ann.get("segmentation"), images[ann["image_id"]][2])
             objects[ann["image_id"]].append(
                 RawObject(cats[ann["category_id"]], "", polys, (x, y, x + w, y + h))
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise UserError(f"{path}: annotation {ann.get('id')} is malformed ({e})") from None
     items = [(images[i][0], objects[i], images[i][1], images[i][2]) for i in sorted(images)]
     return list(dict.fromkeys(cats[k] for k in sorted(cats))), items, orphans
@@ -172,11 +174,28 @@ def unique_ids(path: Path, what: str, entries) -> None:
         seen.add(entry.get("id"))
 
 
-def label_name(name, where: str) -> str:
-    """A class name: non-empty text (other labels would make no label map)."""
-    if not isinstance(name, str) or not name.strip():
-        raise UserError(f"{where}: its name must be non-empty text, got {name!r}")
-    return name.strip()
+def polygons(segmentation, size: tuple[int, int] | None = None) -> tuple[np.ndarray, ...]:
+    """An annotation's mask as polygons (pixels, one ``(N, 2)`` array each): COCO's polygon
+    lists as they are; an RLE (compressed or not, pycocotools' forms) traced along its outline,
+    its ``size`` the image's declared ``(width, height)`` when given; none for no
+    segmentation."""
+    if isinstance(segmentation, list):
+        return tuple(np.asarray(p, np.float64).reshape(-1, 2) for p in segmentation)
+    if not isinstance(segmentation, dict):
+        return ()
+    h, w = (int(v) for v in segmentation["size"])
+    if (size is not None and (w, h) != size) or not 0 < h * w <= MAX_RLE_PIXELS:
+        raise ValueError(f"its RLE size {[h, w]} is not the image's height and width")
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        if any(type(c) is not int or c < 0 for c in counts) or sum(counts) != h * w:
+            raise ValueError("its RLE counts are not whole runs covering the image")
+        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    elif isinstance(counts, str):
+        rle = {"size": [h, w], "counts": counts.encode()}
+    else:
+        raise ValueError(f"its RLE counts are {type(counts).__name__}, not a list or text")
+    return mask_polygons(mask_utils.decode(rle))
 
 
 def file_name(path: Path, image: dict) -> str:
@@ -269,6 +288,7 @@ def import_coco(
     return plan_coco(json_path, images, **kw).build(out, workers=workers)
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m prep.coco",

@@ -3,7 +3,10 @@ after correction into the dataset format.
 
     python -m prep.cvat import --xml annotations.xml --images my/images --out data/mine
 
-Boxes (``<box>``) are read; polygons (``<polygon>``) too, as masks with their box. Each image's
+Boxes (``<box>``; a rotated one as the box around it) are read; polygons, ellipses and brush
+masks (``<polygon>``, ``<ellipse>``, ``<mask>``) too, as masks with their box; points,
+polylines, cuboids, skeletons and tags are no areas: skipped and counted. An image listed twice
+is an error. Each image's
 ``subset`` (Train / Validation / Test) is its split; CVAT's "default" subset means none.
 Exported from CVAT: Actions > Export task dataset > "CVAT for images 1.1" (with or without the
 images; pass the image folder with ``--images``).
@@ -12,6 +15,7 @@ images; pass the image folder with ``--images``).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -20,9 +24,11 @@ from lxml import etree
 
 from common.folders import check_replaceable
 from handspot.errors import UserError, fail
+from handspot.signals import command
 from prep.coco import plan_items
 from prep.dataset import Plan, RawObject
-from prep.labelled import LabelledImage, add_import_parser, build_import, classes_of
+from prep.geometry import ellipse_polygon, mask_polygons, rotated_envelope
+from prep.labelled import LabelledImage, add_import_parser, build_import, classes_of, label_text
 
 SUBSET = {"train": "Train", "eval": "Validation", "test": "Test", "": "default"}
 
@@ -55,47 +61,97 @@ def cvat_xml(images: list[LabelledImage], classes: list[str], name: str = "hands
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="utf-8")
 
 
-def read_cvat(path: Path) -> tuple[list[str], list[tuple]]:
-    """Class names and ``(file_name, objects, split, size)`` per image of a CVAT 1.1 file."""
+def read_cvat(path: Path) -> tuple[list[str], list[tuple], dict]:
+    """Class names, ``(file_name, objects, split, size)`` per image of a CVAT 1.1 file, and the
+    counts of what was skipped (shapes that are not areas: points, polylines, cuboids, skeletons,
+    tags)."""
     try:
         root = etree.parse(str(path), etree.XMLParser(resolve_entities=False)).getroot()
     except (OSError, etree.XMLSyntaxError) as e:
         raise UserError(f"{path}: not a CVAT XML file ({e})") from None
     if root.tag != "annotations" or root.findtext("version", "").strip() != "1.1":
         raise UserError(f"{path}: not a 'CVAT for images 1.1' file (<annotations>, version 1.1)")
-    classes = [n.text.strip() for n in root.iterfind("meta//labels/label/name") if n.text]
-    items = []
+    names = (n.text.strip() for n in root.iterfind("meta//labels/label/name") if n.text)
+    classes = list(dict.fromkeys(n for n in names if n))  # a name listed twice is one class
+    items, other, seen = [], 0, {}
     for node in root.iterfind("image"):
-        where = f"{path}: image {node.get('name')!r}"
+        name, where = node.get("name"), f"{path}: image {node.get('name')!r}"
+        if name in seen:
+            raise UserError(f"{where} is listed twice (ids {seen[name]} and {node.get('id')}); "
+                            "list each image once, with all its shapes")  # fmt: skip
+        seen[name] = node.get("id")
         try:
             size = (int(node.get("width")), int(node.get("height")))
-            objects = []
-            for shape in node:
-                if shape.tag == "box":
-                    box = tuple(float(shape.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
-                    objects.append(RawObject(shape.get("label"), "", (), box))
-                elif shape.tag == "polygon":
-                    points = [p.split(",") for p in shape.get("points").split(";")]
-                    poly = np.asarray(points, np.float64).reshape(-1, 2)
-                    objects.append(RawObject(shape.get("label"), "", (poly,), None))
-        except (TypeError, ValueError, AttributeError) as e:
+            objects = [_shape(shape, size, where) for shape in node]
+        except (TypeError, ValueError, AttributeError, OverflowError) as e:
             raise UserError(f"{where} is malformed ({e})") from None
-        if any(not o.label for o in objects):
-            raise UserError(f"{where}: a shape has no label")
+        other += sum(o is None for o in objects)
         subset = (node.get("subset") or "").strip()
         split = "" if subset.lower() in ("", "default") else subset
-        items.append((node.get("name"), objects, split, size))
-    names = set(classes)
-    return classes + sorted({o.label for _, objs, _, _ in items for o in objs} - names), items
+        items.append((name, [o for o in objects if o is not None], split, size))
+    classes += sorted({o.label for _, objs, _, _ in items for o in objs} - set(classes))
+    return classes, items, {"other_shapes": other} if other else {}
+
+
+def _shape(shape, size: tuple[int, int], where: str) -> RawObject | None:
+    """One shape of an image: a box (a rotated one as the box around it, CVAT turning it about
+    its centre), a polygon, an ellipse or a brush mask as a mask; None for a shape that is no
+    area (points, polyline, cuboid, skeleton, tag)."""
+    if shape.tag not in AREAS:
+        return None
+    label = label_text(shape.get("label"), where)
+    num = {k: float(v) for k, v in shape.attrib.items() if k in NUMBERS}
+    if not all(math.isfinite(v) for v in num.values()):
+        raise ValueError(f"a {shape.tag} has a coordinate that is not a finite number")
+    if shape.tag == "box":
+        box = (num["xtl"], num["ytl"], num["xbr"], num["ybr"])
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        return RawObject(label, "", (), rotated_envelope(box, num.get("rotation", 0.0), centre))
+    if shape.tag == "polygon":
+        points = [p.split(",") for p in shape.get("points").split(";")]
+        return RawObject(label, "", (np.asarray(points, np.float64).reshape(-1, 2),), None)
+    if shape.tag == "ellipse":
+        e = ellipse_polygon(num["cx"], num["cy"], num["rx"], num["ry"], num.get("rotation", 0.0))
+        return RawObject(label, "", (e,), None)
+    return _brush(shape, label, size)
+
+
+AREAS = ("box", "polygon", "ellipse", "mask")
+NUMBERS = ("xtl", "ytl", "xbr", "ybr", "rotation", "cx", "cy", "rx", "ry")
+
+
+def _brush(shape, label: str, size: tuple[int, int]) -> RawObject:
+    """A brush ``<mask>`` as its outlines in image pixels and the box around its pixels: its
+    ``rle`` is runs of 0 and 1 (0 first), row by row over its ``width`` x ``height`` box at
+    ``left``, ``top``."""
+    left, top, w, h = (int(shape.get(k)) for k in ("left", "top", "width", "height"))
+    if w < 1 or h < 1 or left < 0 or top < 0 or left + w > size[0] or top + h > size[1]:
+        raise ValueError(f"a mask's box {left},{top} {w}x{h} is not inside the image {size}")
+    runs = [int(r) for r in shape.get("rle").split(",")]
+    if any(r < 0 for r in runs) or sum(runs) != w * h:
+        raise ValueError(f"a mask's rle does not cover its {w}x{h} box in whole runs")
+    values = np.arange(len(runs)) % 2
+    mask = np.repeat(values.astype(np.uint8), runs).reshape(h, w)
+    rows, cols = np.nonzero(mask)
+    if not len(rows):
+        raise ValueError("a mask has no pixel")
+    box = (left + cols.min(), top + rows.min(), left + cols.max() + 1, top + rows.max() + 1)
+    return RawObject(label, "", mask_polygons(mask, (left, top)), tuple(map(float, box)))
 
 
 def plan_cvat(xml: Path, images: Path | None = None, **kw) -> Plan:
     """Plan a CVAT import (``kw``: split_by, ratios, seed as for ``prep.coco.plan_coco``);
     ``images`` defaults to ``images/`` beside the XML."""
-    classes, items = read_cvat(Path(xml))
-    return plan_items(Path(xml), images, classes, items, tool="prep.cvat", **kw)
+    classes, items, skipped = read_cvat(Path(xml))
+    warnings = [f"{n} shape(s) skipped: {why.replace('_', ' ')} (points, polylines, cuboids, "
+                "skeletons, tags: not areas)" for why, n in skipped.items()]  # fmt: skip
+    return plan_items(
+        Path(xml), images, classes, items, tool="prep.cvat", skipped=skipped, warnings=warnings,
+        **kw,
+    )  # fmt: skip
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m prep.cvat",

@@ -336,6 +336,7 @@ def build(
         finally:
             for w in writers.values():
                 w.close()
+        tally.check_some_written(len(tasks))
         tally.write_tables(tmp)
         write_label_map(tmp / "label_map.pbtxt", classes)
         shards = {s: len(w.paths) for s, w in writers.items()}
@@ -409,6 +410,18 @@ class Tally:
             self.rows[split].append(
                 [res.file_name, res.width, res.height, o.label, *box, res.video, o.hand_type]
             )
+
+    def check_some_written(self, planned: int) -> None:
+        """One error, naming the reasons, when every one of ``planned`` frames was skipped: a
+        dataset of no frame trains nothing."""
+        if planned and not sum(self.frames.values()):
+            why = Counter()
+            for counts in self.frame_skips.values():
+                why.update(counts)
+            reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in why.most_common())
+            example = f" (e.g. {self.problem_lines[0]})" if self.problem_lines else ""
+            raise UserError(f"every one of the {planned} frames was skipped: {reasons}"
+                            f"{example}; nothing was written")  # fmt: skip
 
     def write_tables(self, folder: Path) -> None:
         """``<split>_labels.csv``: one row a box (``CSV_COLUMNS``)."""

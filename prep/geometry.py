@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -65,6 +67,44 @@ def egohands_box(pts: np.ndarray, width: int, height: int) -> tuple[int, int, in
     if xmax <= xmin or ymax <= ymin:
         return None
     return xmin, ymin, xmax, ymax
+
+
+def rotated_envelope(
+    box: tuple[float, float, float, float], degrees: float, pivot: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    """The axis-aligned box around ``box`` (x0, y0, x1, y1) turned ``degrees`` clockwise (on
+    the screen, y down) about ``pivot``."""
+    a = math.radians(degrees)
+    xs, ys = [], []
+    for x, y in ((box[0], box[1]), (box[2], box[1]), (box[2], box[3]), (box[0], box[3])):
+        dx, dy = x - pivot[0], y - pivot[1]
+        xs.append(pivot[0] + dx * math.cos(a) - dy * math.sin(a))
+        ys.append(pivot[1] + dx * math.sin(a) + dy * math.cos(a))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def ellipse_polygon(
+    cx: float, cy: float, rx: float, ry: float, degrees: float = 0.0, n: int = 48
+) -> np.ndarray:
+    """An ellipse (centre, radii, turned ``degrees`` clockwise) as an ``(n, 2)`` polygon."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    a = math.radians(degrees)
+    x, y = rx * np.cos(t), ry * np.sin(t)
+    return np.stack([cx + x * math.cos(a) - y * math.sin(a),
+                     cy + x * math.sin(a) + y * math.cos(a)], axis=1)  # fmt: skip
+
+
+def mask_polygons(mask: np.ndarray, offset: tuple[float, float] = (0, 0)) -> tuple[np.ndarray, ...]:
+    """A 0/1 mask's outer outlines as polygons (pixels, ``offset`` added), one per piece of at
+    least 3 points (holes are filled)."""
+    contours, _ = cv2.findContours(
+        np.ascontiguousarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    return tuple(
+        c.reshape(-1, 2).astype(np.float64) + np.asarray(offset, np.float64)
+        for c in contours
+        if len(c) >= 3
+    )
 
 
 def rasterize(polygons: list[np.ndarray], width: int, height: int) -> np.ndarray:

@@ -3,10 +3,12 @@ the pre-annotation writers and the importers of COCO, CVAT and Label Studio file
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handspot.errors import UserError
 from prep.dataset import RawObject
 
 
@@ -24,6 +26,27 @@ class LabelledImage:
     height: int
     boxes: list[Box] = field(default_factory=list)
     split: str = ""  # train / eval / test (or a name the tool uses for them); "" for none
+
+
+def read_json(path: Path, what: str):
+    """A labelling tool's JSON file, or one error saying it is not ``what`` (unreadable, not
+    JSON, nested too deep)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, RecursionError) as e:
+        why = "nested too deep" if isinstance(e, RecursionError) else str(e)
+        raise UserError(f"{path}: not {what} ({why})") from None
+
+
+def label_text(name, where: str) -> str:
+    """A class name: non-empty text, no control characters (no label map or XML holds them)."""
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"{where}: a label must be non-empty text, got {name!r}")
+    if not name.isprintable():
+        raise UserError(f"{where}: the label {name!r} holds control characters")
+    return name.strip()
 
 
 def to_items(images: list[LabelledImage]) -> list[tuple]:

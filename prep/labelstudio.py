@@ -21,16 +21,19 @@ import math
 import re
 import sys
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from common.folders import check_replaceable
 from handspot.errors import UserError, fail
 from handspot.files import atomic_write_bytes
-from prep.coco import plan_items
+from handspot.signals import command
+from prep.coco import plan_items, read_coco
 from prep.dataset import Plan, RawObject
-from prep.labelled import LabelledImage, add_import_parser, build_import
+from prep.geometry import rotated_envelope
+from prep.labelled import LabelledImage, add_import_parser, build_import, label_text, read_json
 from prep.sources import Source
 
 LOCAL_FILES = "/data/local-files/?d="  # Label Studio's URL for files under its document root
@@ -38,7 +41,7 @@ LOCAL_FILES = "/data/local-files/?d="  # Label Studio's URL for files under its 
 
 def label_config(classes: list[str]) -> str:
     """The labelling interface for boxes of these classes (Settings > Labeling Interface)."""
-    labels = "".join(f'    <Label value="{c}"/>\n' for c in classes)
+    labels = "".join(f"    <Label value={quoteattr(c)}/>\n" for c in classes)
     return (
         '<View>\n  <Image name="image" value="$image"/>\n'
         f'  <RectangleLabels name="label" toName="image">\n{labels}  </RectangleLabels>\n'
@@ -82,7 +85,7 @@ def tasks(images: list[LabelledImage], model: str, url_prefix: str = LOCAL_FILES
         scores = [b.score for b in im.boxes if b.score is not None]
         out.append(
             {
-                "data": {"image": url_prefix + im.file_name, "split": im.split},
+                "data": {"image": image_url(url_prefix, im.file_name), "split": im.split},
                 "predictions": [
                     {
                         "model_version": model,
@@ -98,93 +101,134 @@ def tasks(images: list[LabelledImage], model: str, url_prefix: str = LOCAL_FILES
 def _envelope(v: dict, w: float, h: float) -> tuple[float, float, float, float]:
     """A (possibly rotated, about its top-left corner, clockwise) rectangle's bounding box."""
     x, y = v["x"] * w / 100, v["y"] * h / 100
-    bw, bh = v["width"] * w / 100, v["height"] * h / 100
-    a = math.radians(float(v.get("rotation", 0) or 0))
-    xs, ys = [], []
-    for cx, cy in ((0, 0), (bw, 0), (bw, bh), (0, bh)):
-        xs.append(x + cx * math.cos(a) - cy * math.sin(a))
-        ys.append(y + cx * math.sin(a) + cy * math.cos(a))
-    return min(xs), min(ys), max(xs), max(ys)
+    box = (x, y, x + v["width"] * w / 100, y + v["height"] * h / 100)
+    return rotated_envelope(box, float(v.get("rotation", 0) or 0), (x, y))
 
 
 def image_path(url: str, members: set[str]) -> str | None:
-    """The member of the images folder a task's image URL names (see the module's notes)."""
-    parsed = urlparse(url)
-    path = unquote(parse_qs(parsed.query).get("d", [parsed.path])[0])
-    parts = [p for p in path.split("/") if p]
-    for i in range(len(parts)):  # the longest tail of the path that is in the folder
-        name = "/".join(parts[i:])
-        if name in members:
-            return name
-    if parts and (m := re.fullmatch(r"[0-9a-f]{8}-(.+)", parts[-1])) and m[1] in members:
-        return m[1]  # an upload: Label Studio prefixes the file's name with 8 hex digits
+    """The member of the images folder a task's image URL names (see the module's notes): its
+    path percent-decoded (as written by ``tasks``), or as it stands (a name with ``%20`` or
+    ``+`` written unencoded)."""
+    for path in _url_paths(url):
+        parts = [p for p in path.split("/") if p]
+        for i in range(len(parts)):  # the longest tail of the path that is in the folder
+            if (name := "/".join(parts[i:])) in members:
+                return name
+        if parts and (m := re.fullmatch(r"[0-9a-f]{8}-(.+)", parts[-1])) and m[1] in members:
+            return m[1]  # an upload: Label Studio prefixes the file's name with 8 hex digits
     return None
+
+
+def _url_paths(url: str) -> list[str]:
+    """The paths a task's URL may mean: percent-decoded first, then as written (an unencoded
+    ``#`` is part of the name, not a fragment)."""
+    if (d := re.search(r"[?&]d=(.*)", url)) is not None:  # local files: the d= parameter
+        raws = [d[1].split("&")[0], d[1]]  # an unencoded & in the name: all that follows
+    else:
+        parsed = urlparse(url)
+        raws = [parsed.path + (f"#{parsed.fragment}" if parsed.fragment else "")]
+    found = [p for raw in raws for p in (unquote(raw), unquote(raw.split("#")[0]), raw)]
+    return list(dict.fromkeys(found))
+
+
+def image_url(prefix: str, file_name: str) -> str:
+    """A task's image URL: ``prefix`` + the file's name percent-encoded (``a&b #1.jpg`` ->
+    ``a%26b%20%231.jpg``), so Label Studio serves it and the import finds it."""
+    return prefix + quote(file_name, safe="/")
+
+
+SHAPES = ("rectanglelabels", "polygonlabels")
 
 
 def read_labelstudio(path: Path, images: Path) -> tuple[list[str], list[tuple], dict]:
     """Class names, ``(file_name, objects, split, size)`` per annotated task, and the counts
     of what was skipped."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a Label Studio JSON export ({e})") from None
-    if not isinstance(data, list) or not all(isinstance(t, dict) and "data" in t for t in data):
-        raise UserError(f"{path}: not a Label Studio JSON export (a list of tasks with 'data')")
+    data = read_json(path, "a Label Studio JSON export")
+    if not isinstance(data, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("data"), dict) for t in data
+    ):
+        raise UserError(f"{path}: not a Label Studio JSON export (a list of tasks, each with a "
+                        "'data' object)")  # fmt: skip
     members = set(Source(images).members)
     items, skipped, seen = [], {"unannotated": 0, "other_shapes": 0}, {}
     for task in data:
-        done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-        if not done:
-            skipped["unannotated"] += 1
-            continue
-        url = str(task["data"].get("image", ""))
-        name = image_path(url, members)
+        where = f"{path}: task {task.get('id')}"
+        try:
+            done = _annotations(task)
+            if not done:
+                skipped["unannotated"] += 1
+                continue
+            objects, size, other = _objects(done[-1].get("result", []), where)
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as e:
+            raise UserError(f"{where} is malformed ({e})") from None
+        skipped["other_shapes"] += other
+        url = task["data"].get("image", "")
+        name = image_path(url, members) if isinstance(url, str) else None
         if name is None:
-            raise UserError(f"{path}: task {task.get('id')}: image {url!r} not found in {images}")
+            raise UserError(f"{where}: image {url!r} not found in {images}")
         if name in seen:
             raise UserError(f"{path}: image {name} is in tasks {seen[name]} and {task.get('id')}")
         seen[name] = task.get("id")
-        objects, size = [], None
-        try:
-            for r in done[-1].get("result", []):
-                kind, v = r.get("type"), r.get("value", {})
-                if kind not in ("rectanglelabels", "polygonlabels"):
-                    skipped["other_shapes"] += 1
-                    continue
-                w, h = float(r["original_width"]), float(r["original_height"])
-                size = (int(w), int(h))
-                label = v[kind][0]
-                if kind == "rectanglelabels":
-                    objects.append(RawObject(label, "", (), _envelope(v, w, h)))
-                else:
-                    poly = np.asarray(v["points"], np.float64).reshape(-1, 2) * [w / 100, h / 100]
-                    objects.append(RawObject(label, "", (poly,), None))
-        except (KeyError, IndexError, TypeError, ValueError) as e:
-            raise UserError(f"{path}: task {task.get('id')} has a malformed result ({e})") from None
         items.append((name, objects, str(task["data"].get("split", "") or ""), size))
     classes = sorted({o.label for _, objs, _, _ in items for o in objs})
     return classes, items, {k: v for k, v in skipped.items() if v}
+
+
+def _annotations(task: dict) -> list[dict]:
+    """A task's annotations that were not cancelled."""
+    found = task.get("annotations") or []
+    if not isinstance(found, list) or not all(isinstance(a, dict) for a in found):
+        raise ValueError("'annotations' must be a list of objects")
+    return [a for a in found if not a.get("was_cancelled")]
+
+
+def _objects(result, where: str) -> tuple[list[RawObject], tuple | None, int]:
+    """An annotation's rectangles and polygons, the image size they give, and how many other
+    shapes (keypoints, brushes, choices) it holds."""
+    if not isinstance(result, list):
+        raise ValueError("'result' must be a list")
+    objects, size, other = [], None, 0
+    for r in result:
+        if not isinstance(r, dict) or not isinstance(r.get("value"), dict):
+            raise ValueError(f"a result item is {r!r:.60}, not an object with a 'value'")
+        kind, v = r.get("type"), r["value"]
+        if kind not in SHAPES:
+            other += 1
+            continue
+        w, h = _side(r, "original_width"), _side(r, "original_height")
+        size = (round(w), round(h))
+        label = label_text(v[kind][0], where)
+        if kind == "rectanglelabels":
+            objects.append(RawObject(label, "", (), _envelope(v, w, h)))
+        else:
+            poly = np.asarray(v["points"], np.float64).reshape(-1, 2) * [w / 100, h / 100]
+            objects.append(RawObject(label, "", (poly,), None))
+    return objects, size, other
+
+
+def _side(result: dict, key: str) -> float:
+    value = float(result[key])
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"{key} must be a positive number of pixels, got {result[key]!r}")
+    return value
 
 
 def annotate_from_coco(tasks_path: Path, coco_path: Path) -> list[dict]:
     """Label Studio's JSON export of pre-annotation tasks as a person would leave it after
     replacing every task's boxes with a COCO file's for the same image (matched by file name):
     labels made elsewhere, or the stand-in for the person in the README's measured case."""
-    try:
-        found = json.loads(Path(tasks_path).read_text())
-        coco = json.loads(Path(coco_path).read_text())
-        names = {im["id"]: (im["file_name"], im["width"], im["height"]) for im in coco["images"]}
-        cats = {c["id"]: c["name"] for c in coco["categories"]}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"cannot read {tasks_path} and {coco_path} ({e})") from None
-    boxes: dict[str, list] = {}
-    for a in coco.get("annotations", []):
-        boxes.setdefault(names[a["image_id"]][0], []).append((cats[a["category_id"]], a["bbox"]))
-    sizes = {n: (w, h) for n, w, h in names.values()}
+    found = read_json(tasks_path, "Label Studio tasks")
+    if not isinstance(found, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("data"), dict) for t in found
+    ):
+        raise UserError(f"{tasks_path}: not Label Studio tasks (a list of tasks, each with a "
+                        "'data' object)")  # fmt: skip
+    sizes, boxes = coco_boxes(coco_path)
     for i, task in enumerate(found, 1):
-        name = task["data"]["image"].rsplit("/", 1)[-1]
-        if name not in sizes:
-            raise UserError(f"{coco_path} has no image {name} (task {i})")
+        url = task["data"].get("image")
+        name = image_path(url, set(sizes)) if isinstance(url, str) else None
+        if name is None:
+            raise UserError(f"{coco_path} has no image {url!r} (task {i})")
         w, h = sizes[name]
         result = [
             rectangle(f"a{j}", label, (x, y, x + bw, y + bh), w, h, origin="manual")
@@ -193,6 +237,21 @@ def annotate_from_coco(tasks_path: Path, coco_path: Path) -> list[dict]:
         task.setdefault("id", i)
         task["annotations"] = [{"id": i, "result": result, "was_cancelled": False}]
     return found
+
+
+def coco_boxes(path: Path) -> tuple[dict[str, tuple[int, int]], dict[str, list]]:
+    """A COCO file's image sizes and ``(label, [x, y, w, h])`` boxes, by file name."""
+    _, items, orphans = read_coco(path)
+    if orphans:
+        raise UserError(f"{path}: {orphans} annotation(s) name an image_id that is not in images")
+    sizes, boxes = {}, {}
+    for name, objects, _, size in items:
+        if size is None:
+            raise UserError(f"{path}: image {name} gives no positive width and height")
+        sizes[name] = size
+        boxes[name] = [(o.label, [o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]])
+                       for o in objects if o.box is not None]  # fmt: skip
+    return sizes, boxes
 
 
 def plan_labelstudio(json_path: Path, images: Path | None = None, **kw) -> Plan:
@@ -207,6 +266,7 @@ def plan_labelstudio(json_path: Path, images: Path | None = None, **kw) -> Plan:
     )  # fmt: skip
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m prep.labelstudio",

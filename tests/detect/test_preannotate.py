@@ -82,7 +82,7 @@ def test_preannotation_writes_every_format_with_a_held_out_block(pre, frames):
         name = coco["images"][a["image_id"] - 1]["file_name"]
         x, y, w, h = a["bbox"]
         model.setdefault(name, []).append((x, y, x + w, y + h))
-    _, items = read_cvat(out / "cvat.xml")
+    _, items, _ = read_cvat(out / "cvat.xml")
     for name, objects, _, _ in items:
         assert np.allclose(sorted(o.box for o in objects), sorted(model.get(name, [])), atol=0.01)
     tasks = json.loads((out / "labelstudio.json").read_text())
@@ -187,7 +187,7 @@ def test_preannotate_from_detect_json_and_a_video(frames, tmp_path):
     assert "3 of 12 frames (1 held out), 3 boxes" in result.stdout
     assert sorted(p.name for p in (tmp_path / "o" / "images").iterdir()) == [
         "clip_000000.jpg", "clip_000004.jpg", "clip_000008.jpg"]  # fmt: skip
-    _, items = __import__("prep.cvat", fromlist=["read_cvat"]).read_cvat(
+    _, items, _ = __import__("prep.cvat", fromlist=["read_cvat"]).read_cvat(
         tmp_path / "o" / "cvat.xml"
     )
     assert [o.box for _, objs, _, _ in items for o in objs] == [(10, 20, 40, 60)] * 3

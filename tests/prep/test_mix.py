@@ -188,7 +188,7 @@ def _mix_cli(*args: str) -> subprocess.CompletedProcess:
         (["--coco", "bad name=x.json"], "letters, digits"),
         (["--voc", "v=annotations"], "NAME=ANNOTATIONS_FOLDER,IMAGES_FOLDER"),
         ([], "no sources"),
-        (["--coco", "a=missing.json"], "not a COCO instances file"),
+        (["--coco", "a=missing.json"], "cannot read missing.json"),
     ],
 )
 def test_mix_cli_bad_input_is_one_error(tmp_path, args, message):
