@@ -64,6 +64,66 @@ def test_bad_options_are_one_clear_error(my_frames, mix_slice, tmp_path):
         build(base=str(tmp_path))
     with pytest.raises(UserError, match="--replay-share must be from 0 to below 1"):
         FinetuneOptions(data="a", out="b", replay_share=1.0).check()
+    for bad in (0, -1):
+        with pytest.raises(UserError, match="--max-eval must be at least 1"):
+            FinetuneOptions(data="a", out="b", max_eval=bad).check()
+    with pytest.raises(UserError, match="--replay is none"):
+        FinetuneOptions(data="a", out="b", replay="none", replay_weights="ego=1").check()
+
+
+def test_no_replay_set_is_refused_with_the_command_that_makes_it(my_frames, monkeypatch, tmp_path):
+    """A fresh clone has no data/mix: fine-tuning would forget silently, so it stops and says
+    how to build the replay set (or to pass --replay none)."""
+    import pipelines.finetune as finetune
+
+    monkeypatch.setattr(finetune, "ROOT", tmp_path)
+    with pytest.raises(UserError) as e:
+        build_config(FinetuneOptions(data=str(my_frames), out="x"))
+    assert "python -m prep.mix --out data/mix --egohands ego=" in str(e.value)
+    assert "--replay none" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_run_folder_holds_one_run_at_a_time(tmp_path):
+    """The same run resumes; other data, base or plan is refused (before: the finished
+    checkpoint was "fine-tuned" and scored on the new data); a second process is refused while
+    the first holds the folder; a file or a folder of other things is no run folder."""
+    import fcntl
+
+    from pipelines.finetune import run_folder
+
+    out = tmp_path / "run"
+    first = {"data": "/d/mine", "base": "/m", "seed": 0, "replay_weights": "",
+             "plan": {"steps": 300, "learning_rate": 0.002}}  # fmt: skip
+    with run_folder(out, first):
+        (out / "train").mkdir()
+    with run_folder(out, first):  # the same command: resumes
+        pass
+    other = first | {"data": "/d/other", "plan": first["plan"] | {"steps": 500}}
+    with (
+        pytest.raises(UserError, match=r"another data, plan\.steps; the same command resumes"),
+        run_folder(out, other),
+    ):
+        pass
+    with open(out / ".finetune.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with (
+            pytest.raises(UserError, match="another fine-tune is running in"),
+            run_folder(out, first),
+        ):
+            pass
+    (tmp_path / "file").write_text("x")
+    with (
+        pytest.raises(UserError, match="exists and is not a folder"),
+        run_folder(tmp_path / "file", first),
+    ):
+        pass
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with (
+        pytest.raises(UserError, match=r"holds files of another kind \(notes\.txt\)"),
+        run_folder(tmp_path / "mine", first),
+    ):
+        pass
 
 
 @pytest.mark.slow
@@ -96,3 +156,10 @@ def test_finetune_command_head_only_on_a_real_slice(my_frames, tmp_path):
         (moved if changed else kept)[part] += 1
     assert moved["heads"] > 10 and moved["backbone"] == 0, (moved, kept)
     assert json.loads((out / "finetune.json").read_text())["plan"]["replay"] is None
+    again = subprocess.run(  # the same folder, a longer plan: refused, the run left as it was
+        [sys.executable, "-m", "pipelines.finetune", "--data", str(my_frames), "--out", str(out),
+         "--replay", "none", "--steps", "5", "--batch-size", "2", "--no-export"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 2 and "another plan.steps" in again.stderr, again.stderr[-800:]
+    assert FinetuneReport.load(out) == report
