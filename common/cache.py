@@ -22,10 +22,19 @@ MEDIAPIPE = "mediapipe==0.10.21"  # its wheel ships the palm and face detector .
 def cache_lock(name: str) -> Iterator[None]:
     """Hold ``CACHE_DIR/.<name>.lock`` (an exclusive flock, freed when the process dies): one
     process at a time fills a cache entry, others wait, then find it made."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / f".{name}.lock", "w") as lock:
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        lock = open(CACHE_DIR / f".{name}.lock", "w")  # noqa: SIM115 - held for the block
+    except OSError as e:
+        raise UserError(unusable(e)) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def unusable(e: OSError) -> str:
+    return (f"the cache folder {CACHE_DIR} cannot be used ({e.strerror or e}): set HANDS_CACHE "
+            "to a folder you can write")  # fmt: skip
 
 
 def wheel_file(requirement: str, member: str) -> Path:
@@ -47,5 +56,8 @@ def wheel_file(requirement: str, member: str) -> Path:
                 data = z.read(member)
             except KeyError:
                 raise UserError(f"{requirement} has no {member}") from None
-    atomic_write_bytes(target, data)
+    try:
+        atomic_write_bytes(target, data)
+    except OSError as e:
+        raise UserError(unusable(e)) from None
     return target

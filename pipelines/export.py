@@ -53,9 +53,10 @@ from common.labelmap import read_label_map
 from handspot.card import ModelCard, Postprocess, RawOutputs, read_fields
 from handspot.detections import match
 from handspot.errors import UserError, fail
+from handspot.signals import command
 from pipelines import pipeline_config as cfg
 from pipelines.backends import BACKENDS, BROWSER, PYTHON, load_detector
-from pipelines.mediapipe_env import has_metadata, write_metadata
+from pipelines.mediapipe_env import has_metadata, output_order, write_metadata
 from pipelines.odapi_compat import tf
 from pipelines.results import EvalResult
 from prep.tfrecord import read_records
@@ -498,6 +499,10 @@ def add_metadata(folder: str | Path) -> ModelCard:
     if missing:
         raise UserError(f"{folder} has no {', '.join(missing)}: nothing to write metadata into")
     proto = cfg.load(folder / "pipeline.config")
+    for name in (*TASKS_FILES, *RAW_FILES):  # every file loads, before any is touched
+        if (folder / name).is_file():
+            output_order(folder / name)
+    images = held_out_images(proto, parity_images)  # the data is here, before writing
     if notes := write_tasks_metadata(folder, card.labels, card.litert):
         raise UserError(notes[0])
     notes = [n for n in card.notes if "MediaPipe" not in n]
@@ -507,7 +512,7 @@ def add_metadata(folder: str | Path) -> ModelCard:
         for b in parity_backends(folder, notes)
         if b.startswith("mediapipe") or b not in card.parity
     ]
-    rows = parity(folder, card, held_out_images(proto, parity_images), backends)
+    rows = parity(folder, card, images, backends)
     card.parity = {**card.parity, **{b: rows[b] for b in backends}}
     card.notes = notes
     _file_table(card, folder)
@@ -543,6 +548,7 @@ def _postprocess(proto) -> Postprocess:
     )
 
 
+@command()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.export",

@@ -196,17 +196,9 @@ def write_metadata(
     a raw-output network (``litert/``), which MediaPipe decodes and NMSes itself. The writer
     pairs outputs by tensor order; this checks the pairing by the signature's names and
     refuses a file where they disagree. Returns the metadata."""
-    from ai_edge_litert.interpreter import Interpreter
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
-
-    # the outputs' names in tensor order: the network's, which metadata leaves as it is
-    interpreter = Interpreter(model_path=str(path))
-    details = interpreter.get_signature_runner().get_output_details()
-    by_index = {v["index"]: k for k, v in details.items()}
-    order = [by_index[d["index"]] for d in interpreter.get_output_details()]
-    del interpreter
+    order = output_order(path)  # the network's, which metadata leaves as it is
     request = {"mean": [mean], "std": [std], "labels": list(labels)}
     names = TASKS_OUTPUTS
     if anchors is not None:
@@ -229,6 +221,20 @@ def write_metadata(
     finally:
         tmp.unlink(missing_ok=True)
     return meta
+
+
+def output_order(path: Path) -> list[str]:
+    """A TFLite file's output names (its signature's) in tensor order; one error for a file
+    LiteRT cannot load."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path))
+        details = interpreter.get_signature_runner().get_output_details()
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"{path}: not a TFLite model LiteRT can load ({e})") from None
+    by_index = {v["index"]: k for k, v in details.items()}
+    return [by_index[d["index"]] for d in interpreter.get_output_details()]
 
 
 def has_metadata(path: str | Path) -> bool:
