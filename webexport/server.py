@@ -9,10 +9,13 @@ tasks.html), and ``/vendor/mediapipe/`` MediaPipe's hand landmark models (inside
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import io
 import json
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
@@ -65,10 +68,29 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         ".json": "application/json",
     }
 
+    head_timeout: ClassVar[float] = 10.0  # seconds from waiting for a request to its last header
+
+    def handle_one_request(self):
+        """One request, its head (request line and headers) due within ``head_timeout`` of
+        the wait for it: a client trickling a byte at a time is cut off, as an idle one is by
+        ``timeout``, so slow clients cannot hold every slot."""
+        self.server.head_clock.start(self.connection, self.head_timeout)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.head_clock.stop(self.connection)
+
+    def parse_request(self) -> bool:
+        self.server.head_clock.stop(self.connection)  # the head is in
+        return super().parse_request()
+
     def translate_path(self, path: str) -> str:
         """Only files under the served folders, after resolving links and ``..``: anything
-        else (absolute or encoded remainders, links out of a folder) is a missing file."""
+        else (absolute or encoded remainders, links out of a folder, a NUL) is a missing
+        file."""
         path = unquote(urlsplit(path).path)
+        if "\x00" in path:
+            return MISSING
         if path.startswith("/vendor/mediapipe/"):  # the landmark models, from the pinned wheel
             return landmark_model_path(path.removeprefix("/vendor/mediapipe/"))
         if path.startswith("/vendor/"):
@@ -121,12 +143,16 @@ def make_server(
     card: ModelCard | None = None,
     idle_timeout: float = 30.0,
     max_connections: int = 64,
+    head_timeout: float = 10.0,
 ) -> tuple[http.server.ThreadingHTTPServer, str]:
     """A server bound to 127.0.0.1 (port 0: any free port) and its base URL. ``isolate=False``
     leaves out COOP/COEP, as a host without those headers would (no wasm threads); ``card``
     is served as the model's card instead of its file (the exporter's, before it is saved).
-    A connection idle for ``idle_timeout`` seconds is closed; at most ``max_connections`` are
-    served at once (``BoundedServer``)."""
+    A connection idle for ``idle_timeout`` seconds, or whose request head is not complete
+    ``head_timeout`` seconds after the server began waiting for it, is closed; at most
+    ``max_connections`` are served at once (``BoundedServer``)."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be from 0 (any free port) to 65535, got {port}")
     model = Path(model)
     runnable = (
         model / "litert" / "model_int8.tflite",
@@ -151,10 +177,49 @@ def make_server(
     handler = type(
         "RoutedHandler",
         (Handler,),
-        {"routes": routes, "isolate": isolate, "files": files, "timeout": idle_timeout},
+        {
+            "routes": routes,
+            "isolate": isolate,
+            "files": files,
+            "timeout": idle_timeout,
+            "head_timeout": head_timeout,
+        },
     )
     server = BoundedServer(("127.0.0.1", port), handler, max_connections=max_connections)
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+class HeadClock:
+    """One thread for a server: shuts the connections whose request head is overdue."""
+
+    def __init__(self):
+        self._due: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.closed = False
+
+    def start(self, connection: socket.socket, seconds: float) -> None:
+        with self._lock:
+            self._due[connection] = time.monotonic() + seconds
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, daemon=True)
+                self._thread.start()
+
+    def stop(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(connection, None)
+
+    def _watch(self) -> None:
+        while not self.closed:
+            time.sleep(0.2)
+            now = time.monotonic()
+            with self._lock:
+                late = [c for c, due in self._due.items() if due <= now]
+                for c in late:
+                    del self._due[c]
+            for c in late:
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)
 
 
 class BoundedServer(http.server.ThreadingHTTPServer):
@@ -168,6 +233,11 @@ class BoundedServer(http.server.ThreadingHTTPServer):
     def __init__(self, address, handler, *, max_connections: int = 64):
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(max_connections)
+        self.head_clock = HeadClock()
+
+    def server_close(self):
+        self.head_clock.closed = True
+        super().server_close()
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):

@@ -97,7 +97,9 @@ def test_idle_sockets_are_capped_and_timed_out(tmp_path):
     try:
         idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
         time.sleep(0.3)
-        assert threading.active_count() - before <= 8 + 1  # the slots and serve_forever
+        assert (
+            threading.active_count() - before <= 8 + 2
+        )  # the slots, serve_forever, the head clock
         deadline = time.monotonic() + 10
         closed = 0
         for s in idle:  # every one is closed by the server: refused at once, or timed out
@@ -108,3 +110,76 @@ def test_idle_sockets_are_capped_and_timed_out(tmp_path):
         assert get(port, "/model/model_card.json")[0] == 200
     finally:
         srv.shutdown()
+
+
+def test_clients_trickling_their_headers_cannot_hold_every_slot(tmp_path):
+    """Issue 29, case 11: sockets sending one header byte every few seconds kept every slot
+    (the idle timer restarts on each byte), and real requests got no answer. Now a request's
+    head is due ``head_timeout`` after the server began waiting for it."""
+    import socket
+    import threading
+    import time
+
+    model = tmp_path / "model"
+    (model / "tfjs").mkdir(parents=True)
+    shutil.copy(ROOT / "exported" / "hands_ssd320" / "model_card.json", model)
+    (model / "tfjs" / "model.json").write_text("{}")
+    from webexport.nodejs import node_ready
+
+    if not node_ready():
+        pytest.skip("TF.js packages missing (npm ci in webexport/)")
+    srv, _ = serve_in_background(
+        model=model, port=0, idle_timeout=30.0, max_connections=8, head_timeout=2.0
+    )
+    port = srv.server_address[1]
+    stop = threading.Event()
+
+    def trickle(s: socket.socket) -> None:
+        for byte in b"GET /model/model_card.json HTTP/1.1\r\nHost: 127.0.0.1\r\n":
+            if stop.wait(0.5):
+                return
+            try:
+                s.send(bytes([byte]))
+            except OSError:
+                return  # cut off by the server
+
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(8)]
+    threads = [threading.Thread(target=trickle, args=(s,), daemon=True) for s in slow]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        start = time.monotonic()
+        status = None
+        while status is None and time.monotonic() - start < 10:
+            try:
+                status = get(port, "/model/model_card.json")[0]
+            except (ConnectionError, http.client.HTTPException):
+                time.sleep(0.2)  # refused while the slots are full
+        assert status == 200 and time.monotonic() - start < 5
+        assert all(s.recv(1) == b"" for s in slow)  # every trickler was closed
+    finally:
+        stop.set()
+        for s in slow:
+            s.close()
+        srv.shutdown()
+
+
+def test_a_nul_in_the_url_is_a_404_and_the_server_goes_on(server, capfd):
+    assert get(server, "/model/model_card.json%00.txt")[0] == 404
+    assert get(server, "/%00")[0] == 404
+    assert get(server, "/model/model_card.json")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_a_port_out_of_range_is_one_error(port):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "webexport.serve", "--port", port],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == f"error: --port must be from 0 (any free port) to 65535, got {port}\n"
