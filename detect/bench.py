@@ -4,6 +4,7 @@ our int8 model next to MediaPipe's palm_detection_full.tflite in the same LiteRT
 
     python -m detect.bench [--model exported/hands_ssd320] [--frames 300]
     python -m detect.bench --against /tmp/base [--rounds 10]   # A/B against another checkout
+    python -m detect.bench --codecs [--rounds 5]   # the output video's codecs, interleaved
 
 MediaPipe's file comes from the mediapipe==0.10.21 wheel (pip download --no-deps, cached);
 that row is skipped when it cannot be had. Targets (2 cores): multi-threaded int8 >= 200 FPS
@@ -136,6 +137,40 @@ def against_table(fps: dict[str, list[float]], frames: int) -> str:
     return "\n".join(lines)
 
 
+CODEC_ROWS = (("none", None), ("mp4v", "out.mp4"), ("h264", "out.mp4"), ("vp9", "out.webm"))
+
+
+def codecs(model: Path, video: Path, rounds: int, work: Path) -> dict[str, list[float]]:
+    """detect multi-threaded (boxes only) writing each codec, and writing no video, interleaved
+    round by round (the first round dropped as warm-up): FPS per round for each."""
+    fps: dict[str, list[float]] = {name: [] for name, _ in CODEC_ROWS}
+    for r in range(rounds + 1):
+        for name, out in CODEC_ROWS:
+            options = DetectOptions(
+                source=str(video), model=str(model), landmarks=False, track=False,
+                output=str(work / out) if out else None, codec=name if out else "auto",
+            )  # fmt: skip
+            report = detect(options, multi=True, backends=BACKENDS)
+            if r:
+                fps[name].append(report["fps"])
+    return fps
+
+
+def codecs_table(fps: dict[str, list[float]], frames: int) -> str:
+    base = float(np.median(fps["none"]))
+    lines = [
+        f"\noutput codecs: detect multi-threaded, boxes only, 1280x720, {frames} frames, "
+        f"{len(fps['none'])} interleaved rounds",
+        "| output | FPS median | min-max | x no video |",
+        "|---|---|---|---|",
+    ]
+    for name, values in fps.items():
+        med = float(np.median(values))
+        lines.append(f"| {name} | {med:.1f} | {min(values):.1f}-{max(values):.1f} | "
+                     f"{med / base:.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         help="only the A/B: detect multi of this checkout against another one (e.g. a "
         "`git worktree` of an earlier commit), interleaved",
     )
-    p.add_argument("--rounds", type=int, default=10, help="--against: measured rounds")
+    p.add_argument("--codecs", action="store_true", help="only the output codecs' table")
+    p.add_argument("--rounds", type=int, default=10, help="--against, --codecs: measured rounds")
     args = p.parse_args(argv)
     if not (args.model / "model_int8.tflite").is_file():
         print(f"error: {args.model} has no model_int8.tflite", file=sys.stderr)
@@ -165,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             except UserError as e:
                 return fail(str(e))
         print(against_table(fps, args.frames))
+        return 0
+    if args.codecs:
+        with tempfile.TemporaryDirectory() as tmp:
+            video = make_video(Path(tmp) / "bench.mp4", args.frames, args.sample)
+            print(codecs_table(codecs(args.model, video, args.rounds, Path(tmp)), args.frames))
         return 0
     workers = os.cpu_count() or 2
     rows = []

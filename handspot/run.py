@@ -25,6 +25,7 @@ from handspot.loop import run_multi, run_single
 from handspot.options import option
 from handspot.profile import Profile
 from handspot.sinks import (
+    CODECS,
     IMAGE_OUTPUTS,
     VIDEO_OUTPUTS,
     JsonLinesSink,
@@ -32,6 +33,7 @@ from handspot.sinks import (
     Sink,
     VideoSink,
     WindowSink,
+    choose_codec,
 )
 from handspot.sources import IMAGE_EXTS, FrameSource, Hook
 
@@ -49,7 +51,13 @@ class DetectOptions(HandDetectorOptions):
     display: int = option(0, "1: show a window")
     fps: float | None = option(None, "frame rate of the output video (default: source)", type=float)
     output: str | None = option(
-        None, "annotated video to write (.mp4 or .avi), or picture (.jpg, .png)", type=str
+        None, "annotated video to write (.mp4, .webm or .avi), or picture (.jpg, .png)", type=str
+    )
+    codec: str = option(
+        "auto",
+        "the video's codec: auto is H.264 for .mp4 (browsers play it; mp4v without PyAV), VP9 "
+        "for .webm, MJPEG for .avi",
+        choices=CODECS,
     )
     json: str | None = option(None, "JSON lines to write: one line a frame", type=str)
     max_frames: int = option(0, "stop after N frames (0: all)")
@@ -90,6 +98,10 @@ class DetectOptions(HandDetectorOptions):
             raise UserError(
                 f"--output {self.output}: must end in {', '.join(VIDEO_OUTPUTS + IMAGE_OUTPUTS)}"
             )
+        if self.output and Path(self.output).suffix.lower() in VIDEO_OUTPUTS:
+            choose_codec(self.output, self.codec)
+        elif self.codec != "auto":
+            raise UserError("--codec is for a video --output (.mp4, .webm, .avi)")
         if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
             raise UserError("--output and --json are the same file")
         source = Path(self.source)
@@ -124,7 +136,7 @@ class DetectOptions(HandDetectorOptions):
         if self.output and Path(self.output).suffix.lower() in IMAGE_OUTPUTS:
             sinks.append(PictureSink(self.output))
         elif self.output:
-            sinks.append(VideoSink(self.output, fps, profile))
+            sinks.append(VideoSink(self.output, fps, profile, self.codec))
         if self.display and (window := WindowSink.open()):
             sinks.append(window)
         return sinks

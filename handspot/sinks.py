@@ -32,7 +32,7 @@ from handspot.files import atomic_write_bytes, open_straight, output_target, par
 from handspot.profile import Profile, stage
 from handspot.sources import Frame
 
-VIDEO_OUTPUTS = (".mp4", ".avi")
+VIDEO_OUTPUTS = (".mp4", ".webm", ".avi")
 IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png")  # for an image source: the annotated picture
 
 
@@ -122,21 +122,105 @@ class JsonLinesSink(Sink):
             self._tmp.unlink(missing_ok=True)
 
 
+CODECS = ("auto", "h264", "vp9", "mp4v", "mjpg")
+VIDEO_CODECS = {".mp4": ("h264", "mp4v"), ".webm": ("vp9",), ".avi": ("mjpg",)}
+
+
+def choose_codec(path: str | Path, codec: str = "auto") -> str:
+    """The codec for a video file: ``auto`` is H.264 for .mp4 (browsers play it; MPEG-4 part 2,
+    ``mp4v``, when PyAV is not installed), VP9 for .webm, MJPEG for .avi. One error for a codec
+    the container does not hold or that needs PyAV where it is missing."""
+    suffix = Path(path).suffix.lower()
+    allowed = VIDEO_CODECS.get(suffix, ())
+    if codec == "auto":
+        return allowed[0] if allowed[0] not in AV_CODECS or has_pyav() else allowed[-1]
+    if codec not in allowed:
+        raise UserError(f"--codec {codec} does not go in {suffix} (there: {', '.join(allowed)})")
+    if codec in AV_CODECS and not has_pyav():
+        raise UserError(f"--codec {codec} needs PyAV: pip install av (or handspot[video])")
+    return codec
+
+
+def has_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+AV_CODECS = {  # codec -> PyAV's encoder and its options: as fast as OpenCV's mp4v, or near
+    "h264": ("libx264", {"preset": "ultrafast", "crf": "23"}),
+    "vp9": ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}),
+}
+
+
+class OpenCvEncoder:
+    """MPEG-4 part 2 (``mp4v``) or MJPEG through OpenCV."""
+
+    def __init__(self, path: Path, codec: str, fps: float, size: tuple[int, int]):
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if codec == "mp4v" else "MJPG"))
+        self._writer = cv2.VideoWriter(str(path), fourcc, fps, size)
+        if not self._writer.isOpened():
+            raise OSError(f"OpenCV cannot write {codec}")
+
+    def write(self, bgr: np.ndarray) -> None:
+        self._writer.write(bgr)
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+class PyAvEncoder:
+    """H.264 or VP9 through PyAV (FFmpeg): what browsers play. Odd sizes are padded to even
+    (4:2:0 chroma needs them)."""
+
+    def __init__(self, path: Path, codec: str, fps: float, size: tuple[int, int]):
+        from fractions import Fraction
+
+        import av
+
+        name, options = AV_CODECS[codec]
+        fmt = "webm" if codec == "vp9" else "mp4"
+        self._container = av.open(str(path), "w", format=fmt)
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream(name, rate=rate, options=options)
+        self._stream.width, self._stream.height = (v + v % 2 for v in size)
+        self._stream.pix_fmt = "yuv420p"
+        self._pad = (self._stream.height - size[1], self._stream.width - size[0])
+
+    def write(self, bgr: np.ndarray) -> None:
+        import av
+
+        if any(self._pad):
+            bgr = cv2.copyMakeBorder(bgr, 0, self._pad[0], 0, self._pad[1], cv2.BORDER_CONSTANT)
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> None:
+        self._container.mux(self._stream.encode())
+        self._container.close()
+
+
 class VideoSink(Sink):
-    """The annotated video (.mp4: MPEG-4 part 2; .avi: MJPEG), opened at the first frame's size;
-    a frame of another size (a folder of mixed photos) is fitted into it, not dropped."""
+    """The annotated video (.mp4: H.264, or MPEG-4 part 2 without PyAV; .webm: VP9; .avi:
+    MJPEG; ``codec`` as ``choose_codec``), opened at the first frame's size; a frame of another
+    size (a folder of mixed photos) is fitted into it, not dropped."""
 
     needs_picture = True
 
-    def __init__(self, path: str | Path, fps: float, profile: Profile | None = None):
+    def __init__(
+        self, path: str | Path, fps: float, profile: Profile | None = None, codec: str = "auto"
+    ):
         self.path, self.fps, self.profile = Path(path), fps, profile
+        self.codec = choose_codec(self.path, codec)
         self._writer = None
         self._tmp = None
         self._straight = False
         self._size: tuple[int, int] | None = None  # width, height
         self.fitted = 0  # frames of another size, fitted into the video's
 
-    def _open(self, shape) -> cv2.VideoWriter:
+    def _open(self, shape) -> OpenCvEncoder | PyAvEncoder:
         suffix = self.path.suffix
         self.path, self._straight = output_target(self.path)
         if self._straight:  # a device or pipe cannot be seeked: encode aside, copy in at close
@@ -146,11 +230,12 @@ class VideoSink(Sink):
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = part_path(self.path)
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if suffix == ".mp4" else "MJPG"))
-        writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (shape[1], shape[0]))
-        if not writer.isOpened():
-            raise UserError(f"cannot write video {self.path}")
-        return writer
+        encoder = PyAvEncoder if self.codec in AV_CODECS else OpenCvEncoder
+        try:
+            return encoder(self._tmp, self.codec, self.fps, (shape[1], shape[0]))
+        except (OSError, ValueError) as e:
+            self._tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write video {self.path} ({self.codec}: {e})") from None
 
     def write(self, frame, det, picture):
         with stage(self.profile, "encode+write"):
@@ -170,16 +255,17 @@ class VideoSink(Sink):
     def abort(self):
         if self._writer is None:
             return
-        self._writer.release()
+        with contextlib.suppress(Exception):
+            self._writer.close()
         self._writer = None
         self._tmp.unlink(missing_ok=True)
 
     def close(self):
         if self._writer is None:
             return
-        self._writer.release()
-        self._writer = None
         try:
+            self._writer.close()
+            self._writer = None
             if not playable(self._tmp):  # the encoder says nothing when the disk fills up
                 raise UserError(f"cannot write {self.path}: the video could not be finished "
                                 "(disk full?)")  # fmt: skip
@@ -191,6 +277,7 @@ class VideoSink(Sink):
         except OSError as e:
             raise UserError(f"cannot write {self.path}: {e.strerror or e}") from None
         finally:
+            self._writer = None
             self._tmp.unlink(missing_ok=True)
 
 

@@ -64,11 +64,13 @@ def one_clear_error(result: subprocess.CompletedProcess, message: str) -> None:
         (["--score-threshold", "5"], "--score-threshold must be between 0 and 1"),
         (["--width", "0", "--height", "100"], "--width and --height must be at least 2"),
         (["--width", "100"], "--width and --height go together"),
-        (["--output", "OUT/out.txt"], "must end in .mp4, .avi, .jpg, .jpeg, .png"),
+        (["--output", "OUT/out.txt"], "must end in .mp4, .webm, .avi, .jpg, .jpeg, .png"),
         (["--output", "OUT/x.mp4", "--json", "OUT/x.mp4"], "--output and --json are the same file"),
         (["--fps", "0"], "--fps must be above 0"),
         (["--threads", "0"], "--threads must be at least 1"),
         (["--output", "OUT"], "is a folder; give a file name"),
+        (["--output", "OUT/x.mp4", "--codec", "vp9"], "--codec vp9 does not go in .mp4"),
+        (["--json", "OUT/x.jsonl", "--codec", "h264"], "--codec is for a video --output"),
     ],
 )
 def test_bad_flags_are_one_error_and_write_nothing(clip, tmp_path, flags, message):

@@ -319,3 +319,49 @@ def test_page_draws_skeletons_left_right_and_ids_on_a_webcam(camera_clip, tmp_pa
     assert all(d["text"].startswith("hand ") and d["text"].endswith(" left") for d in drawn)
     ids = {d["text"].split("#")[1].split()[0] for d in drawn}
     assert len(ids) <= 2, looks  # one hand: one id (a second at most, across the clip's cut)
+
+
+def test_the_page_plays_what_detect_writes_and_says_why_when_it_cannot(shipped_page, tmp_path):
+    """Issue 29, case 14: detect's .mp4 was MPEG-4 part 2 (mp4v), which Chromium does not play,
+    while the page said "model ready". Now detect writes H.264 (.mp4) or VP9 (.webm), which the
+    page plays, finding the hand; an mp4v file is an error on the page naming the codecs."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    from common.paths import DEFAULT_MODEL, ROOT
+
+    image = shipped_page[1]
+    media = tmp_path / "media"
+    media.mkdir()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(frames / f"{i:02d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    for name, codec in (("h264.mp4", "auto"), ("vp9.webm", "auto"), ("mp4v.mp4", "mp4v")):
+        done = subprocess.run(
+            [sys.executable, "-m", "detect.detect_single_threaded", "--source", str(frames),
+             "--output", str(media / name), "--codec", codec, "--fps", "10"],
+            capture_output=True, text=True, cwd=ROOT, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-1500:]
+    server, page_url = serve_in_background(model=DEFAULT_MODEL, port=0, extra={"media": media})
+    seen = {}
+    try:
+        for name in ("h264.mp4", "vp9.webm", "mp4v.mp4"):
+            with browser_page() as page:
+                page.goto(f"{page_url}index.html?video=/media/{name}")
+                page.wait_for_function(
+                    "window.handsStats.frames >= 3 || document.body.dataset.error"
+                )
+                seen[name] = page.evaluate(
+                    "({error: document.body.dataset.error || '', stats: window.handsStats})"
+                )
+    finally:
+        server.shutdown()
+    for name in ("h264.mp4", "vp9.webm"):
+        assert not seen[name]["error"], seen[name]
+        assert seen[name]["stats"]["withHands"] >= 1, seen[name]
+    assert "cannot play this video" in seen["mp4v.mp4"]["error"]
+    assert "H.264 (.mp4) and VP9 (.webm)" in seen["mp4v.mp4"]["error"]

@@ -6,7 +6,7 @@
 // The landmark stage runs for a hand model (one class, hand): ?landmarks=0 turns it off (boxes
 // only), ?landmarks=full takes the full landmark model.
 // ?image=<url> runs once on that image and exposes window.handsResult (used by the tests);
-// ?camera=1 starts the webcam at once. While a stream runs, hands are tracked (ids), and
+// ?camera=1 starts the webcam at once; ?video=<url> plays that video. While a stream runs, hands are tracked (ids), and
 // window.handsStats counts the frames processed and those with a hand, and keeps the last
 // frame's detections.
 (async function () {
@@ -75,12 +75,36 @@
     if (!video.ended) requestAnimationFrame(loop); else running = false;
   }
 
+  // Chromium and Firefox play H.264 (.mp4) and VP9 (.webm), not MPEG-4 part 2 ("mp4v", what
+  // OpenCV writes): a video that does not decode is said on the page, not left black.
+  const PLAYABLE = "browsers play H.264 (.mp4) and VP9 (.webm), not MPEG-4 part 2 (mp4v); " +
+    "hands-detect --codec h264 (the default with PyAV) writes one that plays";
+  function showError(message) {
+    running = false;
+    $("status").textContent = message;
+    document.body.dataset.error = message;
+  }
+  video.onerror = () => {
+    const err = video.error;
+    if (!err || video.srcObject) return;
+    const why = { 1: "loading aborted", 2: "network error", 3: "cannot decode it",
+                  4: "format or codec not supported" }[err.code] || `error ${err.code}`;
+    showError(`cannot play this video (${why}): ${PLAYABLE}`);
+  };
+
   async function playStream(setup, mirrored) {
     running = false;
     mirror = mirrored;
     detector.reset();
+    delete document.body.dataset.error;
     await setup();
-    await video.play();
+    try {
+      await video.play();
+    } catch (e) {
+      if (!document.body.dataset.error) showError(`cannot play this video: ${e.message}`);
+      return;
+    }
+    $("status").textContent = `playing: ${detector.detail}`;
     running = true;
     loop();
   }
@@ -141,4 +165,7 @@
   }
   document.body.dataset.ready = "1";
   if (params.get("camera") === "1") startCamera();
+  if (params.get("video")) {
+    playStream(async () => { video.srcObject = null; video.src = params.get("video"); }, false);
+  }
 })();
