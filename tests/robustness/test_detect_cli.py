@@ -174,7 +174,7 @@ def test_a_full_disk_is_one_error_with_nothing_half_written(clip, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     for flags, limit in ((["--output", str(out / "a.mp4")], 4000),
-                         (["--json", str(out / "a.jsonl")], 300)):  # fmt: skip
+                         (["--json", str(out / "a.jsonl")], 100)):  # fmt: skip
         result = subprocess.run(
             [sys.executable, "detect/detect_single_threaded.py", "--source", str(clip),
              "--no-landmarks", *flags],
