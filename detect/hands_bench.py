@@ -19,7 +19,11 @@ MediaPipe Hands, and how steady the ids are.
   within 0.1 of the hand's size, the longer side of MediaPipe's keypoint box) and handedness
   agreement;
 - ids on a clip of held-out webcam hands moving over a real background (prep.samples): id
-  switches per 100 frames, and the share of hand-frames found.
+  switches per 100 frames, and the share of hand-frames found;
+- left/right along tracks on that clip (2 and 4 hands) and on each EgoHands video's labelled
+  frames in order: label changes per 100 hand-frames and the share of pair frames (two hands
+  of about one size) whose hands share a label, the model's label each frame against the
+  steadied one (``handspot.handedness``).
 
 Accuracy per source (AP50, AP, false detections per face image, with and without the stage,
 against MediaPipe Hands and handtrack.js) is ``pipelines.compare --rows
@@ -219,6 +223,46 @@ def ids(model: Path, frames: int) -> dict[str, dict]:
     return out
 
 
+def tracked(model: Path, pictures: list[np.ndarray], handedness=None) -> list:
+    """The default video mode's detections on a list of frames, in order."""
+    from handspot.run import DetectOptions
+    from handspot.sources import Frame
+
+    options = DetectOptions(model=str(model), track=True, landmarks=True)
+    hook, every = options.hook(30.0)
+    if handedness is not None:
+        hook.handedness = handedness
+    detector = options.detector_factory(stage=False, boxes_for=True)()
+    return [
+        hook(Frame(t, t / 30, rgb), detector.detect(rgb) if t % every == 0 else None)
+        for t, rgb in enumerate(pictures)
+    ]
+
+
+def left_right(model: Path, frames: int) -> dict[str, dict]:
+    """Left/right along tracks, the model's own label each frame against the steadied one, on
+    the moving clip (2 and 4 hands) and each EgoHands video's labelled frames in order."""
+    import cv2
+
+    from handspot.handedness import PER_FRAME, HandednessOptions, label_changes
+    from prep.samples import moving_hands_clip
+
+    clips = {}
+    for n in (2, 4):
+        if clip := moving_hands_clip(frames=frames, hands=n):
+            clips[f"moving clip, {n} hands"] = clip[0]
+    for video in sorted(p for p in DEFAULT_SAMPLE.iterdir() if p.is_dir()):
+        read = (cv2.imread(str(f)) for f in sorted(video.glob("*.jpg")))
+        clips[f"EgoHands {video.name}"] = [cv2.cvtColor(b, cv2.COLOR_BGR2RGB) for b in read]
+    return {
+        name: {
+            "per frame": label_changes(tracked(model, pictures, PER_FRAME)),
+            "steadied": label_changes(tracked(model, pictures, HandednessOptions())),
+        }
+        for name, pictures in tqdm(clips.items(), desc="left/right", unit="clip")
+    }
+
+
 def table(result: dict) -> str:
     lines = []
     if "invoke" in result:
@@ -267,6 +311,22 @@ def table(result: dict) -> str:
                 f"| {name} | {r['frames']} | {r['switches']} | "
                 f"{r['switches_per_100_frames']:.2f} | {r['found']:.0%} |"
             )
+        lines.append("")
+    if "left_right" in result:
+        lines += [
+            "left/right along tracks: the model's label each frame, and steadied",
+            "",
+            "| clip | labels | hand-frames | changes | per 100 hand-frames | pair frames | "
+            "pairs sharing a label |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for clip, rows in result["left_right"].items():
+            for name, r in rows.items():
+                lines.append(
+                    f"| {clip} | {name} | {r['track_frames']} | {r['changes']} | "
+                    f"{r['changes_per_100']:.2f} | {r['pair_frames']} | "
+                    f"{r['pair_same_label']:.0%} |"
+                )
     return "\n".join(lines)
 
 
@@ -284,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--skip",
         default="",
-        help="comma-separated parts to leave out: invoke, stage, fps, mediapipe, ids",
+        help="comma-separated parts to leave out: invoke, stage, fps, mediapipe, ids, left_right",
     )
     p.add_argument("--json", type=Path, help="also write the raw results here")
     args = p.parse_args(argv)
@@ -310,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             result["agreement"] = agreement(args.model, frames)
         if "ids" not in skip:
             result["ids"] = ids(args.model, args.frames)
+        if "left_right" not in skip:
+            result["left_right"] = left_right(args.model, args.frames)
         if args.json:
             from handspot.files import atomic_write_json
 

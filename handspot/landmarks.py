@@ -32,6 +32,7 @@ from handspot.decode import nms
 from handspot.detections import Detections, box_iou
 from handspot.detector import Detector
 from handspot.errors import UserError
+from handspot.handedness import HandednessOptions, other, unsure_of_pair
 from handspot.options import option
 
 SIZE = 224  # the model's input side
@@ -99,9 +100,13 @@ class Hand:
     left: float  # the model's raw handedness: P("Left") for a mirrored (selfie) image
     roi: Roi
 
+    def p_left(self, mirrored: bool) -> float:
+        """The probability that this is the person's own left hand."""
+        return self.left if mirrored else 1.0 - self.left
+
     def handedness(self, mirrored: bool) -> tuple[str, float]:
         """The person's own hand and its score."""
-        left = self.left if mirrored else 1.0 - self.left
+        left = self.p_left(mirrored)
         return ("left", left) if left >= 0.5 else ("right", 1.0 - left)
 
     def box(self, pad: float) -> np.ndarray:
@@ -259,6 +264,7 @@ class HandLandmarker(Detector):
         *,
         num_threads: int = 1,
         score_threshold: float | None = None,
+        handedness: HandednessOptions | None = None,
     ):
         self.detector = detector
         self.options = options or LandmarkOptions()
@@ -269,6 +275,7 @@ class HandLandmarker(Detector):
         )
         self.model = LandmarkModel(self.options.model, num_threads)
         self.batched = detector.batched
+        self.handedness = handedness or HandednessOptions()
 
     def detect(self, image: np.ndarray) -> Detections:
         return self.refine(image, self.detector.detect(image))
@@ -287,4 +294,17 @@ class HandLandmarker(Detector):
         det = self.options.worth_refining(det, self.score_threshold)
         hands = [self.model.refine(image, box, self.options) for box in det.boxes]
         h, w = image.shape[:2]
-        return fuse(det, hands, self.options, w, h).above(self.score_threshold)
+        found = fuse(det, hands, self.options, w, h).above(self.score_threshold)
+        return with_pair_rule(found, self.handedness)
+
+
+def with_pair_rule(found: Detections, options: HandednessOptions) -> Detections:
+    """``found`` with the pair rule (``handedness.unsure_of_pair``) applied to its left/right:
+    the unsure hand of a pair takes the other side, its score the model's for that side."""
+    labels, scores = found.data["handedness"], found.data["handedness_score"]
+    weak = unsure_of_pair(labels, scores, found.boxes, options)
+    if weak is None:
+        return found
+    labels, scores = labels.copy(), scores.copy()
+    labels[weak], scores[weak] = other(labels[weak]), 1.0 - scores[weak]
+    return found.with_(data={**found.data, "handedness": labels, "handedness_score": scores})

@@ -19,6 +19,7 @@ import numpy as np
 
 from handspot.detections import NO_TRACK, Detections, box_iou
 from handspot.detector import Detector
+from handspot.handedness import HandednessOptions, Vote, unsure_of_pair
 from handspot.landmarks import Hand, LandmarkModel, LandmarkOptions, Roi, fuse
 from handspot.options import option
 
@@ -43,12 +44,20 @@ class _Track:
     score: float  # the detector's score when it last saw the hand
     label: str
     box: np.ndarray  # the detector's box when it last saw the hand
+    vote: Vote  # left/right from the track's evidence
+    mirrored: bool = False
     roi: Roi = field(init=False)
     margins: np.ndarray = field(init=False)  # that box around the keypoints' extent
 
     def __post_init__(self):
-        self.roi = Roi.from_keypoints(self.hand.keypoints)
+        self.follow(self.hand)
         self.seen(self.box, self.score)
+
+    def follow(self, hand: Hand) -> None:
+        """This frame's hand: the next crop from its keypoints, its left/right as evidence."""
+        self.hand = hand
+        self.roi = Roi.from_keypoints(hand.keypoints)
+        self.vote.add(hand.p_left(self.mirrored), hand.presence)
 
     def seen(self, box: np.ndarray, score: float) -> None:
         """The detector saw the hand: its score, and its box's margins around the keypoints."""
@@ -75,9 +84,11 @@ class HandTracker:
         options: TrackOptions | None = None,
         score_threshold: float = 0.0,
         model: LandmarkModel | None = None,
+        handedness: HandednessOptions | None = None,
     ):
         self.landmarks = landmarks or LandmarkOptions()
         self.options = options or TrackOptions()
+        self.handedness = handedness or HandednessOptions()
         self.model = model or LandmarkModel(self.landmarks.model)
         self._make_detector = make_detector
         self._detector: Detector | None = None
@@ -101,8 +112,7 @@ class HandTracker:
         for track in self.tracks:  # follow each hand from its last keypoints
             hand = self.model.run(image, track.roi)
             if hand.presence >= self.landmarks.presence:
-                track.hand = hand
-                track.roi = Roi.from_keypoints(hand.keypoints)
+                track.follow(hand)
                 kept.append(track)
             else:
                 lost = True
@@ -137,7 +147,10 @@ class HandTracker:
             if followed.size and box_iou(box[None], followed).max() >= self.options.new_iou:
                 continue  # the crop found a hand already followed
             score, label = float(det.scores[i]), det.class_names[i]
-            self.tracks.append(_Track(next(self._ids), hand, score, label, det.boxes[i]))
+            vote, mirrored = Vote(self.handedness), self.landmarks.mirrored
+            self.tracks.append(
+                _Track(next(self._ids), hand, score, label, det.boxes[i], vote, mirrored)
+            )
             followed = np.concatenate([followed, box[None]])
             iou = box_iou(det.boxes, followed)
 
@@ -154,7 +167,16 @@ class HandTracker:
         )
         options = replace(self.landmarks, drop=False, nms_iou=1.0)
         hands = [t.hand for t in self.tracks]
-        return fuse(base, hands, options, width, height).above(self.score_threshold)
+        found = fuse(base, hands, options, width, height).above(self.score_threshold)
+        votes = [next(t.vote for t in self.tracks if t.id == i) for i in found.track_id]
+        scores = [v.probability for v in votes]
+        weak = unsure_of_pair([v.label for v in votes], scores, found.boxes, self.handedness)
+        if weak is not None:
+            votes[weak].turn()  # kept until the evidence turns it back
+            scores[weak] = 1.0 - scores[weak]
+        data = {**found.data, "handedness": np.array([v.label for v in votes], "<U5"),
+                "handedness_score": np.array(scores, np.float32)}  # fmt: skip
+        return found.with_(data=data)
 
 
 def _dedupe(tracks: list[_Track], landmarks: LandmarkOptions) -> list[_Track]:
