@@ -254,13 +254,30 @@ def left_right(model: Path, frames: int) -> dict[str, dict]:
     for video in sorted(p for p in DEFAULT_SAMPLE.iterdir() if p.is_dir()):
         read = (cv2.imread(str(f)) for f in sorted(video.glob("*.jpg")))
         clips[f"EgoHands {video.name}"] = [cv2.cvtColor(b, cv2.COLOR_BGR2RGB) for b in read]
-    return {
+    out = {
         name: {
             "per frame": label_changes(tracked(model, pictures, PER_FRAME)),
             "steadied": label_changes(tracked(model, pictures, HandednessOptions())),
         }
         for name, pictures in tqdm(clips.items(), desc="left/right", unit="clip")
     }
+    pictures = [im for name, ims in clips.items() if name.startswith("EgoHands") for im in ims]
+    out["EgoHands frames as pictures (no track)"] = {
+        name: label_changes(pictured(model, pictures, o))
+        for name, o in (("per frame", PER_FRAME), ("steadied", HandednessOptions()))
+    }
+    return out
+
+
+def pictured(model: Path, pictures: list[np.ndarray], handedness) -> list:
+    """Image mode's detections of each picture, numbered as tracks of their own."""
+    from handspot.api import HandDetectorOptions
+
+    detector = HandDetectorOptions(model=str(model)).detector_factory()()
+    detector.handedness = handedness
+    found = [detector.detect(im) for im in pictures]
+    first = np.cumsum([0] + [len(d) for d in found])
+    return [d.with_(track_id=np.arange(n, n + len(d))) for d, n in zip(found, first, strict=False)]
 
 
 def table(result: dict) -> str:
