@@ -7,13 +7,15 @@ MediaPipe Hands, and how steady the ids are.
   our detector's network and MediaPipe's palm detector (5 invokes a turn, 2 warm-up rounds
   dropped; medians and IQR); and the whole stage per hand on real frames (crops, one or two
   passes, fusion);
-- detect_multi_threaded FPS on two 1280x720 videos, mp4 + JSON written, 2 workers: the
+- detect_multi_threaded FPS on three 1280x720 videos, JSON written, 2 workers: the
   EgoHands labelled frames one after the other (detect.bench's video; each frame is another
-  moment, so tracking finds its hands gone and looks again), and the moving-hands clip (a
-  video's continuity); modes: boxes only, --landmarks --no-track (every frame on its own),
-  --landmarks --track (video mode, the default for a video: the crops follow the hands, the
-  detector every 5 frames) and --no-landmarks --track (ByteTrack), as separate processes
-  interleaved round by round (one warm-up round dropped);
+  moment, so tracking finds its hands gone and looks again), and the moving-hands clip with 2
+  and with 4 hands (a video's continuity); modes: boxes only, --landmarks --no-track (every
+  frame on its own), --landmarks --track (video mode, the default for a video: the crops
+  follow the hands, the detector paced by how well they hold) and --no-landmarks --track
+  (ByteTrack), as separate processes, and MediaPipe Hands (video mode, lite, up to 4 hands)
+  on the same file in its own process, decoding included, interleaved round by round (one
+  warm-up round dropped);
 - keypoints against MediaPipe Hands' own pipeline (in MediaPipe's environment) on held-out
   frames of every shared source where both find the hand (box IoU >= 0.5): PCK@0.1 (a keypoint
   within 0.1 of the hand's size, the longer side of MediaPipe's keypoint box) and handedness
@@ -50,8 +52,10 @@ from prep.samples import DEFAULT_SAMPLE, WEBCAM
 
 VIDEOS = (
     "EgoHands frames (a new moment each frame)",
-    "moving hands clip (continuous)",
+    "moving clip, 2 hands (continuous)",
+    "moving clip, 4 hands (continuous)",
 )
+MEDIAPIPE = "MediaPipe Hands (video mode, lite, up to 4 hands)"
 MODES = {
     "boxes": ["--no-landmarks", "--no-track"],
     "landmarks": ["--landmarks", "--no-track"],
@@ -108,35 +112,64 @@ def stage_ms(model: Path, images: list[np.ndarray]) -> dict[str, float]:
     return out
 
 
-def detect_fps(model: Path, videos: dict[str, Path], rounds: int, work: Path) -> dict:
-    """``{video: {mode: [fps, ...]}}``, every video and mode interleaved round by round."""
-    root = Path(__file__).resolve().parents[1]
-    runs = [(v, m) for v in videos for m in MODES]
-    fps: dict[str, dict[str, list[float]]] = {v: {m: [] for m in MODES} for v in videos}
-    for r in tqdm(range(rounds + 1), desc="detect rounds", leave=False):
-        for k in range(len(runs)):
-            video, mode = runs[(r + k) % len(runs)]
-            result = subprocess.run(
-                [sys.executable, str(root / "detect" / "detect_multi_threaded.py"),
-                 "--source", str(videos[video]), "--model", str(model), "--num-workers", "2",
-                 "--output", str(work / "o.mp4"), "--json", str(work / "o.jsonl"),
-                 *MODES[mode]],
-                capture_output=True, text=True, cwd=root,
-            )  # fmt: skip
-            found = re.search(r"\(([\d.]+) FPS\)", result.stdout)
-            if result.returncode != 0 or not found:
-                raise UserError(f"detect {mode}: {result.stderr.strip()[-300:]}")
-            if r:
-                fps[video][mode].append(float(found[1]))
+def detect_fps(model: Path, videos: dict[str, Path], rounds: int, work: Path,
+               mediapipe: bool = True) -> dict:  # fmt: skip
+    """``{video: {mode: [fps, ...]}}``, every video and mode (and MediaPipe Hands on the same
+    video, in its own process) interleaved round by round, the first round dropped."""
+    worker = hands_worker() if mediapipe else None
+    modes = [*MODES, *([MEDIAPIPE] if worker else [])]
+    runs = [(v, m) for v in videos for m in modes]
+    fps: dict[str, dict[str, list[float]]] = {v: {m: [] for m in modes} for v in videos}
+    try:
+        for r in tqdm(range(rounds + 1), desc="detect rounds", leave=False):
+            for k in range(len(runs)):
+                video, mode = runs[(r + k) % len(runs)]
+                if mode == MEDIAPIPE:
+                    done = worker.call("hands_video", path=str(videos[video]), max_hands=4,
+                                       complexity=0, min_confidence=0.5)  # fmt: skip
+                    rate = done["frames"] / done["seconds"]
+                else:
+                    rate = detect_rate(model, videos[video], MODES[mode], work)
+                if r:
+                    fps[video][mode].append(rate)
+    finally:
+        if worker is not None:
+            worker.close()
     return fps
 
 
-def write_clip(path: Path, frames: int) -> Path | None:
+def detect_rate(model: Path, video: Path, flags: list[str], work: Path) -> float:
+    """detect_multi_threaded's FPS on ``video`` with ``flags``, the JSON lines written."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "detect" / "detect_multi_threaded.py"),
+         "--source", str(video), "--model", str(model), "--num-workers", "2",
+         "--json", str(work / "o.jsonl"), *flags],
+        capture_output=True, text=True, cwd=root,
+    )  # fmt: skip
+    found = re.search(r"\(([\d.]+) FPS\)", result.stdout)
+    if result.returncode != 0 or not found:
+        raise UserError(f"detect {' '.join(flags)}: {result.stderr.strip()[-300:]}")
+    return float(found[1])
+
+
+def hands_worker():
+    """MediaPipe's worker process, or None where its environment cannot be made."""
+    from pipelines.mediapipe_env import Worker
+
+    try:
+        return Worker()
+    except UserError as e:
+        print(f"warning: MediaPipe Hands left out: {e}", file=sys.stderr)
+        return None
+
+
+def write_clip(path: Path, frames: int, hands: int = 2) -> Path | None:
     """The moving-hands clip (prep.samples) as an mp4, or None without the shared data."""
     from detect.bench import write_mp4
     from prep.samples import moving_hands_clip
 
-    clip = moving_hands_clip(frames=frames)
+    clip = moving_hands_clip(frames=frames, hands=hands)
     if clip is None:
         return None
     return write_mp4(path, (np.ascontiguousarray(rgb[..., ::-1]) for rgb in clip[0]))
@@ -298,7 +331,7 @@ def table(result: dict) -> str:
             lines.append(f"| {variant} | {ms:.2f} | {turned:.0%} |")
         lines.append("")
     if "fps" in result:
-        lines += ["detect_multi_threaded, 1280x720, mp4 + JSON written, 2 workers, interleaved",
+        lines += ["detect_multi_threaded, 1280x720, JSON written, 2 workers, interleaved",
                   "", "| video | mode | median FPS | IQR | vs boxes |",
                   "|---|---|---|---|---|"]  # fmt: skip
         for video, modes in result["fps"].items():
@@ -380,9 +413,11 @@ def main(argv: list[str] | None = None) -> int:
 
             with tempfile.TemporaryDirectory() as tmp:
                 videos = {VIDEOS[0]: make_video(Path(tmp) / "v.mp4", args.frames, DEFAULT_SAMPLE)}
-                if clip := write_clip(Path(tmp) / "clip.mp4", args.frames):
-                    videos[VIDEOS[1]] = clip
-                result["fps"] = detect_fps(args.model, videos, args.fps_rounds, Path(tmp))
+                for name, hands in zip(VIDEOS[1:], (2, 4), strict=True):
+                    if clip := write_clip(Path(tmp) / f"clip{hands}.mp4", args.frames, hands):
+                        videos[name] = clip
+                result["fps"] = detect_fps(args.model, videos, args.fps_rounds, Path(tmp),
+                                           mediapipe="mediapipe" not in skip)  # fmt: skip
         if "mediapipe" not in skip and frames:
             result["agreement"] = agreement(args.model, frames)
         if "ids" not in skip:

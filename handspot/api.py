@@ -26,7 +26,8 @@ from handspot.detector import Detector
 from handspot.errors import UserError
 from handspot.landmarks import HandLandmarker, LandmarkOptions
 from handspot.options import option
-from handspot.sources import Frame, Hook
+from handspot.profile import Profile
+from handspot.sources import Frame, Hook, schedule
 from handspot.tracking import BoxTracker, HandTracker, TrackOptions
 
 
@@ -107,10 +108,12 @@ class HandDetectorOptions:
 
     def video_hook(
         self, fps: float, backends: Mapping[str, Backend] = BACKENDS,
-        make_detector: Callable[[], Detector] | None = None,
+        make_detector: Callable[[], Detector] | None = None, *, workers: int = 1,
+        profile: Profile | None = None,
     ) -> tuple[Hook, int]:  # fmt: skip
         """Video mode's per-frame hook and how often the loop runs the detector: the landmark
-        stage's tracking (each hand's crop follows its keypoints) or, boxes only, ByteTrack."""
+        stage's tracking (each hand's crop follows its keypoints; ``workers`` crops at once) or,
+        boxes only, ByteTrack."""
         o = self.resolved()
         if not o.landmarks:
             return BoxTracker(fps=fps, score_threshold=o.score_threshold), 1
@@ -119,6 +122,8 @@ class HandDetectorOptions:
             o.landmark_options(),
             TrackOptions(detect_every=o.detect_every),
             score_threshold=o.score_threshold,
+            workers=workers,
+            profile=profile,
         )
         return tracker, tracker.detect_every
 
@@ -134,7 +139,8 @@ class HandDetector:
         self._image = self.options.detector_factory()()
         self._boxes: Detector | None = None  # video mode's, made at its first frame
         self._hook: Hook | None = None
-        self._every, self._frames, self._last_ms = 1, 0, None
+        self._due: Callable[[int], bool] | None = None  # which frames the detector runs on
+        self._frames, self._last_ms = 0, None
 
     @classmethod
     def create_from_options(cls, options: HandDetectorOptions) -> HandDetector:
@@ -155,9 +161,10 @@ class HandDetector:
             raise ValueError(f"timestamp_ms must increase: {timestamp_ms} after {self._last_ms}")
         if self._hook is None:
             self._boxes = self.options.detector_factory(stage=False, boxes_for=True)()
-            self._hook, self._every = self.options.video_hook(30.0, make_detector=self._boxes_now)
+            self._hook, every = self.options.video_hook(30.0, make_detector=self._boxes_now)
+            self._due = schedule(self._hook, every)
         frame = Frame(self._frames, timestamp_ms / 1000, image)
-        det = self._boxes.detect(image) if self._frames % self._every == 0 else None
+        det = self._boxes.detect(image) if self._due(self._frames) else None
         self._frames, self._last_ms = self._frames + 1, timestamp_ms
         return self._hook(frame, det)
 

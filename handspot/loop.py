@@ -22,7 +22,7 @@ from handspot.detector import Detector
 from handspot.profile import Profile, stage
 from handspot.signals import on_stop_signals, restore_signals
 from handspot.sinks import Annotator, PictureSink, Sink, stamp_fps
-from handspot.sources import Frame, FrameSource, Hook
+from handspot.sources import Frame, FrameSource, Hook, schedule
 
 _END = object()
 _DROPPED = object()
@@ -91,12 +91,13 @@ def run_single(
     N > 1 the detector runs on every Nth frame only and the hook gets None on the others."""
     detector = make_detector()
     writer = _Writer(sinks, profile)
+    due = schedule(hook, detect_every)
     start = time.perf_counter()
     failed = True  # an error other than Ctrl-C: the outputs are left as they were
     try:
         for frame in source:
             det = None
-            if frame.index % detect_every == 0:
+            if due(frame.index):
                 with stage(profile, "model"):
                     det = detector.detect(frame.rgb)
             if hook is not None:
@@ -111,7 +112,14 @@ def run_single(
     finally:
         writer.close(failed)
         source.close()
+        close_hook(hook)
     return _report(writer.count, source, start, profile, 1)
+
+
+def close_hook(hook: Hook | None) -> None:
+    """A hook that holds threads (video mode's crop pool) lets them go."""
+    if hasattr(hook, "close"):
+        hook.close()
 
 
 def run_multi(
@@ -141,7 +149,8 @@ class _MultiThreaded:
     in the calling thread)."""
 
     def __init__(self, make_detector, source, sinks, workers, hook, detect_every, profile):
-        self.source, self.hook, self.every, self.profile = source, hook, detect_every, profile
+        self.source, self.hook, self.profile = source, hook, profile
+        self.due = schedule(hook, detect_every)
         self.workers = workers
         detectors = [make_detector() for _ in range(workers)]
         self._mine, self._lock = threading.local(), threading.Lock()
@@ -159,13 +168,13 @@ class _MultiThreaded:
         self.errors: list[BaseException] = []
         self.interrupted = 0  # the signal that stopped the run (Ctrl-C, SIGTERM), if one did
 
-    def detect(self, frame: Frame):
+    def detect(self, frame: Frame, due: bool):
         """A frame's detections, and its picture where no hook comes between (drawn here, in
         parallel; with a hook, the picture is drawn after it, in order)."""
         if self.stop.is_set():
             return _DROPPED  # interrupted: drop the frame instead of running the model
         det = None
-        if frame.index % self.every == 0:
+        if due:
             with stage(self.profile, "model"):
                 det = self._mine.detector.detect(frame.rgb)
         draw = self.hook is None and self.writer.needs_picture
@@ -179,7 +188,8 @@ class _MultiThreaded:
                         return
                 if self.stop.is_set():
                     return
-                self.submitted.put((frame, self.pool.submit(self.detect, frame)))
+                due = self.due(frame.index)  # asked in frame order
+                self.submitted.put((frame, self.pool.submit(self.detect, frame, due)))
         except BaseException as e:  # raised again by run
             self.errors.append(e)
         finally:
@@ -284,6 +294,7 @@ class _MultiThreaded:
             writing.join(timeout=5)
         self.writer.close(failed or bool(self.errors))
         self.source.close()
+        close_hook(self.hook)
 
 
 def _report(

@@ -13,9 +13,10 @@ class Profile:
     """Seconds spent in each stage, summed over threads."""
 
     STAGES = ("decode", "resize", "model", "draw", "encode+write", "json")
+    HOOK = ("landmarks", "track", "new hands")  # video mode's tracking, in frame order
 
     def __init__(self):
-        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self.seconds = dict.fromkeys(self.STAGES + self.HOOK, 0.0)
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -29,13 +30,16 @@ class Profile:
 
     def table(self, frames: int, wall: float, workers: int) -> str:
         """ms per frame in each stage and the thread it runs in: capture decodes, the worker
-        pool runs the model (and, with several workers, draws), the writer writes in order."""
+        pool runs the model (and, with several workers, draws), video mode's tracking runs in
+        frame order (its crops on a pool of their own), the writer writes in order."""
         lines = ["| stage | ms/frame | thread |", "|---|---|---|"]
         pool = f"{workers} worker(s)"
         where = {"decode": "capture", "resize": "capture", "model": pool}
+        where |= dict.fromkeys(self.HOOK, "tracking (frame order)")
         if workers > 1:
             where["draw"] = pool
-        for name in self.STAGES:
+        hooked = any(self.seconds[k] for k in self.HOOK)
+        for name in self.STAGES + (self.HOOK if hooked else ()):
             ms = 1000 * self.seconds[name] / max(frames, 1)
             lines.append(f"| {name} | {ms:.2f} | {where.get(name, 'writer')} |")
         serial = {
@@ -44,12 +48,13 @@ class Profile:
             + (0 if workers > 1 else self.seconds["draw"]),
             "worker": (self.seconds["model"] + (self.seconds["draw"] if workers > 1 else 0))
             / workers,
+            "tracking": sum(self.seconds[k] for k in self.HOOK),
         }
         busiest = max(serial, key=serial.get)
         lines.append(
             f"wall {1000 * wall / max(frames, 1):.2f} ms/frame; busiest: {busiest} thread at "
             f"{1000 * serial[busiest] / max(frames, 1):.2f} ms/frame; all stages together "
-            f"{1000 * sum(self.seconds.values()) / max(frames, 1):.2f} ms/frame of CPU"
+            f"{1000 * sum(self.seconds.values()) / max(frames, 1):.2f} ms/frame"
         )
         return "\n".join(lines)
 

@@ -121,11 +121,14 @@ class DetectOptions(HandDetectorOptions):
         return replace(o, track=o.landmarks and video)
 
     def hook(
-        self, fps: float, backends: Mapping[str, Backend] = BACKENDS
-    ) -> tuple[Hook | None, int]:
+        self, fps: float, backends: Mapping[str, Backend] = BACKENDS, *, workers: int = 1,
+        profile: Profile | None = None,
+    ) -> tuple[Hook | None, int]:  # fmt: skip
         """The per-frame hook these options ask for, and how often the detector runs."""
         o = self.resolved()
-        return o.video_hook(fps, backends) if o.track else (None, 1)
+        if not o.track:
+            return None, 1
+        return o.video_hook(fps, backends, workers=workers, profile=profile)
 
     def sinks(self, fps: float, profile: Profile | None = None) -> list[Sink]:
         """The outputs asked for, in the order they are written: JSON, picture or video,
@@ -175,7 +178,8 @@ def detect(
         profile=profile,
     )
     try:
-        hook, every = options.hook(source.fps, backends)
+        workers = options.num_workers if multi else 1
+        hook, every = options.hook(source.fps, backends, workers=workers, profile=profile)
         sinks = options.sinks(source.fps, profile)
     except BaseException:
         source.close()

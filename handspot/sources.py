@@ -38,6 +38,14 @@ class Frame:
 Hook = Callable[[Frame, Detections | None], Detections]
 
 
+def schedule(hook: Hook | None, every: int) -> Callable[[int], bool]:
+    """Which frames the detector runs on, asked in frame order: the hook's own schedule where
+    it keeps one (video mode paces the detector by how well its tracks hold), else every
+    ``every``-th frame."""
+    own = getattr(hook, "should_detect", None)
+    return own if own is not None else (lambda index: index % every == 0)
+
+
 class FrameSource:
     """Frames from a video file, a camera index, an image folder or one image, in order, at
     ``width`` x ``height`` when both are given; at most ``max_frames`` (0: all). Unreadable

@@ -2,7 +2,8 @@
 
 - ``HandTracker`` (with the landmark stage): each hand's crop follows its keypoints from frame to
   frame, as MediaPipe's tracking does, so the detector runs only every ``detect_every`` frames
-  (to find new hands) and at once when a hand is lost; video gets cheaper, not dearer.
+  (to find new hands; less often while every hand holds) and at once when a hand is lost; the
+  crops of one frame run at once on ``workers`` threads.
 - ``BoxTracker`` (boxes only): ByteTrack (the ``trackers`` package, Apache-2.0) on every frame's
   detections.
 
@@ -11,7 +12,9 @@ Both give each detection a ``track_id`` (``NO_TRACK``: not yet confirmed).
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -22,6 +25,7 @@ from handspot.detector import Detector
 from handspot.handedness import HandednessOptions, Vote, unsure_of_pair
 from handspot.landmarks import Hand, LandmarkModel, LandmarkOptions, Roi, fuse
 from handspot.options import option
+from handspot.profile import Profile, stage
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class TrackOptions:
 
     detect_every: int = option(
         5, "video: run the detector every N frames (and when a hand is lost)"
+    )
+    max_every: int = option(
+        10, "video: while every hand holds, the detector's interval doubles up to this"
     )
     max_hands: int = option(4, "video: follow at most this many hands")
     new_iou: float = option(
@@ -85,21 +92,42 @@ class HandTracker:
         score_threshold: float = 0.0,
         model: LandmarkModel | None = None,
         handedness: HandednessOptions | None = None,
+        workers: int = 1,
+        profile: Profile | None = None,
     ):
         self.landmarks = landmarks or LandmarkOptions()
         self.options = options or TrackOptions()
         self.handedness = handedness or HandednessOptions()
         self.model = model or LandmarkModel(self.landmarks.model)
+        self.profile = profile
+        self._crops = _Crops(self.model, self.landmarks.model, workers)
         self._make_detector = make_detector
         self._detector: Detector | None = None
         self.score_threshold = score_threshold
         self.tracks: list[_Track] = []
         self._ids = itertools.count(1)
         self.detector_runs = 0  # how often the detector ran (the loop's and this one's)
+        self.every = self.options.detect_every  # the detector's interval now
+        self._next = 0  # the next frame the loop runs the detector on
 
     @property
     def detect_every(self) -> int:
         return self.options.detect_every
+
+    def should_detect(self, index: int) -> bool:
+        """Whether the loop runs the detector on frame ``index`` (asked in frame order, maybe
+        a few frames ahead of the tracking): every ``every`` frames, an interval that doubles
+        (up to ``max_every``) while every hand holds and falls back when one is lost or
+        found."""
+        if index < self._next:
+            return False
+        self._next = index + self.every
+        return True
+
+    def _pace(self, steady: bool) -> None:
+        base = self.options.detect_every
+        top = max(base, self.options.max_every)
+        self.every = min(2 * self.every, top) if steady and self.tracks else base
 
     def _detect(self, image: np.ndarray) -> Detections:
         if self._detector is None:
@@ -109,24 +137,35 @@ class HandTracker:
     def __call__(self, frame, det: Detections | None) -> Detections:
         image = frame.rgb
         kept, lost = [], False
-        for track in self.tracks:  # follow each hand from its last keypoints
-            hand = self.model.run(image, track.roi)
-            if hand.presence >= self.landmarks.presence:
-                track.follow(hand)
-                kept.append(track)
-            else:
-                lost = True
-        self.tracks = _dedupe(kept, self.landmarks)
+        with stage(self.profile, "landmarks"):  # each hand from its last keypoints, at once
+            hands = self._crops.run(image, [t.roi for t in self.tracks])
+        with stage(self.profile, "track"):
+            for track, hand in zip(self.tracks, hands, strict=True):
+                if hand.presence >= self.landmarks.presence:
+                    track.follow(hand)
+                    kept.append(track)
+                else:
+                    lost = True
+            self.tracks = _dedupe(kept, self.landmarks)
         if det is None and (lost or not self.tracks):
-            det = self._detect(image)
+            with stage(self.profile, "model"):
+                det = self._detect(image)
         if det is not None:
             self.detector_runs += 1
-            self._add_new(image, det)
-        return self._detections(image.shape[1], image.shape[0])
+            with stage(self.profile, "new hands"):
+                added = self._add_new(image, det)
+            self._pace(steady=not lost and not added)
+        with stage(self.profile, "track"):
+            return self._detections(image.shape[1], image.shape[0])
 
-    def _add_new(self, image: np.ndarray, det: Detections) -> None:
+    def close(self) -> None:
+        self._crops.close()
+
+    def _add_new(self, image: np.ndarray, det: Detections) -> int:
         """New tracks for the detections no followed hand covers (those that can reach the
-        output threshold: fusion never raises a score); known hands get the score."""
+        output threshold: fusion never raises a score); known hands get the score. Returns how
+        many were added."""
+        before = len(self.tracks)
         det = self.landmarks.worth_refining(det, self.score_threshold)
         followed = np.array([t.hand.box(self.landmarks.pad) for t in self.tracks]).reshape(-1, 4)
         iou = box_iou(det.boxes, followed)
@@ -153,6 +192,7 @@ class HandTracker:
             )
             followed = np.concatenate([followed, box[None]])
             iou = box_iou(det.boxes, followed)
+        return len(self.tracks) - before
 
     def _detections(self, width: int, height: int) -> Detections:
         """The followed hands, fused as in image mode (the detector's box, kept around the
@@ -177,6 +217,32 @@ class HandTracker:
         data = {**found.data, "handedness": np.array([v.label for v in votes], "<U5"),
                 "handedness_score": np.array(scores, np.float32)}  # fmt: skip
         return found.with_(data=data)
+
+
+class _Crops:
+    """The landmark model on several crops of one frame: in turn with one worker; with more,
+    at once on a pool of threads, a model each (LiteRT lets go of the GIL while it runs)."""
+
+    def __init__(self, model: LandmarkModel, variant: str, workers: int):
+        self.model, self.variant = model, variant
+        self._pool, self._mine = None, threading.local()
+        if workers > 1:
+            self._pool = cf.ThreadPoolExecutor(workers, "landmarks", initializer=self._own)
+
+    def _own(self) -> None:
+        self._mine.model = LandmarkModel(self.variant)
+
+    def _run(self, image: np.ndarray, roi: Roi) -> Hand:
+        return self._mine.model.run(image, roi)
+
+    def run(self, image: np.ndarray, rois: list[Roi]) -> list[Hand]:
+        if self._pool is None or len(rois) < 2:
+            return [self.model.run(image, roi) for roi in rois]
+        return list(self._pool.map(self._run, [image] * len(rois), rois))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _dedupe(tracks: list[_Track], landmarks: LandmarkOptions) -> list[_Track]:

@@ -4,6 +4,10 @@ raw RGB bytes; replies on stdout: one JSON line each.
 
     {"op": "hands", "shape": [h, w, 3], "max_hands": 4, "complexity": 1, "min_confidence": 0.5,
      "video": false}  ->  {"hands": [{"keypoints": [[x, y, z] x 21 pixels], "label", "score"}]}
+    {"op": "hands_video", "shape": [0], "path": video, "max_hands": 4, "complexity": 0,
+     "min_confidence": 0.5}  ->  {"frames", "hands", "seconds"}
+        (MediaPipe Hands in video mode on a whole video file, decoded here with OpenCV: its
+        frame rate, decoding included, as detect's)
     {"op": "objects", "shape": [h, w, 3], "model": path, "video": false, "timestamp_ms": 0,
      "score_threshold": 0.0, "max_results": -1}
         ->  {"objects": [{"box": [x0, y0, x1, y1] pixels, "score", "label"}],
@@ -54,6 +58,32 @@ def hands(image: np.ndarray, request: dict) -> dict:
             }
         )
     return {"hands": found}
+
+
+def hands_video(_image: np.ndarray, request: dict) -> dict:
+    import cv2
+    import mediapipe as mp
+
+    tracker = mp.solutions.hands.Hands(
+        static_image_mode=False,
+        max_num_hands=request["max_hands"],
+        model_complexity=request["complexity"],
+        min_detection_confidence=request["min_confidence"],
+    )
+    video = cv2.VideoCapture(request["path"])
+    frames = hands = 0
+    start = time.perf_counter()
+    while True:
+        ok, bgr = video.read()
+        if not ok:
+            break
+        result = tracker.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        frames += 1
+        hands += len(result.multi_hand_landmarks or [])
+    seconds = time.perf_counter() - start
+    video.release()
+    tracker.close()
+    return {"frames": frames, "hands": hands, "seconds": seconds}
 
 
 _detectors = {}
@@ -159,7 +189,7 @@ def fixed_zip_times(data: bytes) -> bytes:
     return bytes(out)
 
 
-OPS = {"hands": hands, "objects": objects, "metadata": metadata}
+OPS = {"hands": hands, "hands_video": hands_video, "objects": objects, "metadata": metadata}
 
 
 def main() -> None:

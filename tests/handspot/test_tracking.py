@@ -142,3 +142,33 @@ def test_id_switches_counts_a_hand_changing_id_not_a_hand_missed():
     result = id_switches(truth, frames)
     assert result["switches"] == 1 and result["switches_per_100_frames"] == 25
     assert result["found"] == pytest.approx(6 / 8)  # hand 1 missed in frames 1 and 3
+
+
+def paced(world: World, every: int = 5, most: int = 10) -> tuple[list[Detections], list[int]]:
+    """The tracker with the loop asking it which frames to detect on; the frames it said."""
+    tracker = HandTracker(
+        lambda: world, LandmarkOptions(), TrackOptions(detect_every=every, max_every=most),
+        model=world,
+    )  # fmt: skip
+    out, asked = [], []
+    image = np.zeros((480, 640, 3), np.uint8)
+    for i in range(len(world.frames)):
+        world.now = i
+        det = None
+        if tracker.should_detect(i):
+            asked.append(i)
+            det = world.detect(image)
+        out.append(tracker(Frame(i, image), det))
+    return out, asked
+
+
+def test_the_detector_is_paced_by_how_well_the_tracks_hold():
+    """Issue 28: while every hand holds, the interval doubles (5 -> 10, no further); a hand
+    coming in is found within that interval and the pace falls back to 5."""
+    still = [(150, 240, 100), (450, 200, 110)]
+    frames = [still] * 40 + [[*still, (320, 400, 90)]] * 30
+    out, asked = paced(World(frames))
+    # steady from frame 5 on: the next interval 10 (the loop asks one detection ahead); the
+    # hand coming in at frame 40 is found there, and the pace falls back to 5
+    assert asked[:8] == [0, 5, 10, 20, 30, 40, 50, 55]
+    assert [len(d) for d in out] == [2] * 40 + [3] * 30
