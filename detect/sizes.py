@@ -10,7 +10,9 @@ Per exported model (default: every ``exported/hands_ssd*``):
 - int8 latency, LiteRT, 1 thread, one 320/256/... input: the OD API graph with its
   TFLite_Detection_PostProcess op (``model_int8.tflite``, what detect runs) and the network
   alone (``litert/model_int8.tflite``, what the browser runs; the difference is the
-  post-processing's share). Every model and palm_detection_full are interleaved round by round
+  post-processing's share), and its float twin (``litert/model_fp32.tflite``: the faster of the
+  two runs on each CPU, ``handspot.calibrate``). Every model and palm_detection_full are
+  interleaved round by round
   (5 invokes a turn, 2 warm-up rounds dropped): median and IQR;
 - LiteRT.js in headless Chromium: the demo page's detect() on a 1280x720 frame (threads);
 - ``detect_multi_threaded`` FPS on a 1280x720 video with the annotated mp4 and JSON written
@@ -29,6 +31,7 @@ from tqdm import tqdm
 
 from common.paths import DEFAULT_MODEL
 from detect.bench import Invoker, make_video, palm_model
+from handspot.calibrate import cpu
 from handspot.card import ModelCard
 from handspot.errors import UserError, fail
 from handspot.files import atomic_write_json
@@ -112,6 +115,8 @@ def family(models: list[Path], rounds: int, frames: int, fps_rounds: int, browse
         paths[f"{m.name} od"] = m / "model_int8.tflite"
         if (m / "litert" / "model_int8.tflite").is_file():
             paths[f"{m.name} raw"] = m / "litert" / "model_int8.tflite"
+        if (m / "litert" / "model_fp32.tflite").is_file():
+            paths[f"{m.name} raw fp32"] = m / "litert" / "model_fp32.tflite"
     palm = palm_model()
     if palm is not None:
         paths["palm"] = palm
@@ -139,34 +144,39 @@ def family(models: list[Path], rounds: int, frames: int, fps_rounds: int, browse
                 "AP50": {s: card.eval[s].get("box_AP50") for s in SOURCES if s in card.eval},
                 "int8_ms": lat[f"{m.name} od"],
                 "raw_ms": lat.get(f"{m.name} raw"),
+                "raw_fp32_ms": lat.get(f"{m.name} raw fp32"),
                 "litertjs_ms": page.get(m.name),
                 "multi_fps": fps.get(m.name),
                 "int8_mb": round((m / "model_int8.tflite").stat().st_size / 2**20, 2),
             }
         )
-    return {"rows": rows, "palm_ms": lat.get("palm"), "rounds": rounds, "frames": frames}
+    return {"rows": rows, "palm_ms": lat.get("palm"), "rounds": rounds, "frames": frames,
+            "cpu": cpu()}  # fmt: skip
 
 
 def table(result: dict) -> str:
     palm = result["palm_ms"]
     out = [
+        f"CPU: {result['cpu']}",
         f"LiteRT 1 thread, {result['rounds']} interleaved rounds x 5 invokes (medians, IQR); "
         f"detect multi: 1280x720, {result['frames']} frames, mp4 + JSON written, 2 workers",
         "",
         "| model | input | anchors | AP50 ego / subhih / asl / fingers | int8 ms (IQR) | "
-        "network only ms | post-processing share | vs palm | LiteRT.js ms | multi FPS | "
-        "int8 MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "network only ms | float network ms | post-processing share | vs palm | LiteRT.js ms | "
+        "multi FPS | int8 MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
     for r in result["rows"]:
         med, q1, q3 = r["int8_ms"]
         raw = r["raw_ms"][0] if r["raw_ms"] else None
+        fp32 = r["raw_fp32_ms"][0] if r.get("raw_fp32_ms") else None
         share = None if raw is None else (med - raw) / med
         ap = " / ".join(fmt(r["AP50"].get(s)) for s in SOURCES)
         out.append(
             f"| {r['model']} | {r['input']} | {r['anchors'] or '-'} | {ap} | {med:.2f} "
-            f"({q1:.2f}-{q3:.2f}) | {fmt(raw, '{:.2f}')} | {fmt(share, '{:.0%}')} | "
+            f"({q1:.2f}-{q3:.2f}) | {fmt(raw, '{:.2f}')} | {fmt(fp32, '{:.2f}')} | "
+            f"{fmt(share, '{:.0%}')} | "
             f"{fmt(None if palm is None else med / palm[0], '{:.2f}')} | "
             f"{fmt(r['litertjs_ms'], '{:.1f}')} | {fmt(r['multi_fps'], '{:.1f}')} | "
             f"{r['int8_mb']} |"
@@ -174,7 +184,7 @@ def table(result: dict) -> str:
     if palm is not None:
         out.append(
             f"| MediaPipe palm_detection_full | 192 | 2016 | - | {palm[0]:.2f} "
-            f"({palm[1]:.2f}-{palm[2]:.2f}) | - | - | 1.00 | - | - | - |"
+            f"({palm[1]:.2f}-{palm[2]:.2f}) | - | - | - | 1.00 | - | - | - |"
         )
     else:
         out.append(

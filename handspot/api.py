@@ -20,6 +20,7 @@ import numpy as np
 
 from handspot.assets import LANDMARK_MODELS, SHIPPED_MODEL
 from handspot.backends import BACKENDS, Backend, check_backend, default_backend, load_detector
+from handspot.calibrate import forced_backend, pick
 from handspot.card import ModelCard
 from handspot.detections import Detections
 from handspot.detector import Detector
@@ -40,8 +41,9 @@ class HandDetectorOptions:
     model: str = option(str(SHIPPED_MODEL), "exported model folder (default: the shipped model)")
     backend: str | None = option(
         None,
-        "artifact to run (default: tflite_raw, the int8 network decoded here, where the "
-        "model has litert/; else tflite, the int8 OD API graph)",
+        "artifact to run (default: HANDSPOT_BACKEND, else the faster of the model's raw int8 "
+        "and float networks on this CPU, timed once and cached; tflite, the OD API graph, "
+        "where the model has no litert/)",
         type=str,
     )
     score_threshold: float = option(0.5, flags=("--score-thresh",))
@@ -72,14 +74,20 @@ class HandDetectorOptions:
             raise UserError("--threads must be at least 1")
         if self.detect_every < 1:
             raise UserError("--detect-every must be at least 1")
-        check_backend(self.model, self.backend or default_backend(self.model), backends)
+        backend = self.backend or forced_backend() or default_backend(self.model)
+        check_backend(self.model, backend, backends)
 
     def resolved(self):
-        """These options with "decide for me" decided (the one place that decides)."""
-        if self.landmarks is not None:
-            return self
-        labels = list(ModelCard.load(self.model).labels.values())
-        return replace(self, landmarks=labels == ["hand"])
+        """These options with "decide for me" decided (the one place that decides): the
+        landmark stage for a hand model, and the backend fastest on this CPU
+        (``handspot.calibrate``)."""
+        o = self
+        if o.landmarks is None:
+            labels = list(ModelCard.load(o.model).labels.values())
+            o = replace(o, landmarks=labels == ["hand"])
+        if o.backend is None:
+            o = replace(o, backend=pick(o.model, o.threads)[0])
+        return o
 
     def landmark_options(self) -> LandmarkOptions:
         return LandmarkOptions(model=self.landmark_model, mirrored=self.mirrored)
@@ -92,7 +100,7 @@ class HandDetectorOptions:
         the landmark stage after it when on (``stage=False``: the backend alone). ``boxes_for``:
         the boxes feed a later stage or a tracker, so the weaker ones are kept too."""
         o = self.resolved()
-        backend = o.backend or default_backend(o.model)
+        backend = o.backend
         threshold = o.score_threshold
         if o.landmarks or boxes_for:  # the stage and ByteTrack want the weaker boxes too
             threshold = min(threshold, o.landmark_options().min_score)

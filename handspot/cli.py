@@ -83,6 +83,7 @@ def print_report(report: dict, options: DetectOptions) -> None:
         file=report_to,
     )
     if "profile_table" in report:
+        print(report["backend"], file=report_to)
         print(report["profile_table"], file=report_to)
 
 

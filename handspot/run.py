@@ -19,6 +19,7 @@ from pathlib import Path
 
 from handspot.api import HandDetectorOptions
 from handspot.backends import BACKENDS, Backend
+from handspot.calibrate import pick
 from handspot.errors import UserError
 from handspot.files import output_target
 from handspot.loop import run_multi, run_single
@@ -167,7 +168,9 @@ def detect(
     """Run detection as ``options`` say: the multi-threaded loop (``options.num_workers``) or
     the single-threaded one; returns the report (frames, seconds, fps, skipped, profile)."""
     options.check(backends)
+    note = f"backend {options.backend} (--backend)" if options.backend else ""
     options = options.resolved()
+    note = note or pick(options.model, options.threads)[1]  # the line of its choice
     profile = Profile() if options.profile else None
     source = FrameSource(
         options.source,
@@ -188,4 +191,6 @@ def detect(
         stage=hook is None, boxes_for=bool(options.track), backends=backends
     )
     run = functools.partial(run_multi, workers=options.num_workers) if multi else run_single
-    return run(make_detector, source, sinks, hook=hook, detect_every=every, profile=profile)
+    report = run(make_detector, source, sinks, hook=hook, detect_every=every, profile=profile)
+    report["backend"] = note
+    return report

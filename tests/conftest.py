@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The same network on every machine the suite runs on (the runtime would pick the faster of
+# int8 and float per CPU: tests/handspot/test_calibrate.py tests that choice).
+os.environ.setdefault("HANDSPOT_BACKEND", "tflite_raw")
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = Path(
