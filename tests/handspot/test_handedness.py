@@ -90,3 +90,35 @@ def test_a_tracked_pair_gets_two_sides_and_keeps_them():
     assert all(sorted(s.values()) == ["left", "right"] for s in sides)
     assert label_changes(found)["changes"] == 0
     assert label_changes(found)["pair_same_label"] == 0.0
+
+
+def test_the_page_steadies_left_right_as_python_does():
+    """hands.js's vote and pair rule (in Node) give Python's labels on random tracks."""
+    from tests.handspot import hands_js
+
+    rng = np.random.default_rng(1)
+    tracks = [(rng.uniform(0, 1, 40).round(3), rng.choice([0.0, 0.6, 1.0], 40)) for _ in range(20)]
+    pairs = []
+    for _ in range(40):
+        scores = rng.uniform(0.5, 1.0, 2).round(3).tolist()
+        sides = rng.uniform(40, 120, 2)
+        xywh = [[0, 0, float(sides[0]), float(sides[0])], [200, 0, float(sides[1]), 90.0]]
+        pairs.append((["left", "left"], scores, xywh))
+    found = hands_js(
+        *[("steadyLabels", [p.tolist(), w.tolist()]) for p, w in tracks],
+        *[("unsureOfPair", [labels, scores, xywh]) for labels, scores, xywh in pairs],
+    )
+    assert found[: len(tracks)] == [_python_labels(p, w) for p, w in tracks]
+    o = HandednessOptions()
+    expected = []
+    for lab, scores, xywh in pairs:
+        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in xywh], np.float32)
+        weak = unsure_of_pair(lab, scores, xyxy, o)
+        expected.append(-1 if weak is None else weak)
+    assert found[len(tracks) :] == expected
+    assert {-1} < set(expected)  # the rule both held back and turned a hand
+
+
+def _python_labels(p_left, presence) -> list[str]:
+    vote = Vote(HandednessOptions())
+    return [vote.add(float(p), float(w)) for p, w in zip(p_left, presence, strict=True)]

@@ -104,7 +104,12 @@
       if (!document.body.dataset.error) showError(`cannot play this video: ${e.message}`);
       return;
     }
-    $("status").textContent = `playing: ${detector.detail}`;
+    const mode = detector.landmarker
+      ? "keypoints, left/right and ids: each hand followed by its keypoints, the detector " +
+        "every 5-10 frames"
+      : "boxes only";
+    $("status").textContent = `playing, ${mode} (${detector.detail})`;
+    document.body.dataset.mode = detector.landmarker ? "keypoints" : "boxes";
     running = true;
     loop();
   }

@@ -180,6 +180,74 @@
     return l >= 0.5 ? ["left", l] : ["right", 1 - l];
   }
 
+  // ------------------------------------------------------------------ left/right
+  // handspot/handedness.py: along a track the label comes from the track's faded,
+  // presence-weighted evidence and turns only past a margin; the unsure hand of one person's
+  // pair (two hands of about one size, one label) takes the other side.
+  const HANDEDNESS = { halfLife: 8, margin: 3, unsure: 0.8, sure: 0.9, pairSize: 1.6 };
+
+  const pLeft = (left, mirrored) => (mirrored ? left : 1 - left);
+  const otherSide = (label) => (label === "left" ? "right" : "left");
+
+  function logit(p) {
+    const q = Math.min(Math.max(p, 1e-3), 1 - 1e-3);
+    return Math.log(q / (1 - q));
+  }
+
+  class Vote {
+    constructor(opts) {
+      this.o = Object.assign({}, HANDEDNESS, opts || {});
+      this.decay = 0.5 ** (1 / this.o.halfLife);
+      this.evidence = 0; this.weight = 0; this.label = "";
+    }
+
+    turn() { this.label = otherSide(this.label); }
+
+    add(p, presence) {
+      this.evidence = this.decay * this.evidence + presence * logit(p);
+      this.weight = this.decay * this.weight + presence;
+      const lead = this.label === "right" ? this.evidence : -this.evidence;
+      if (!this.label) this.label = this.evidence >= 0 ? "left" : "right";
+      else if (lead > this.o.margin) this.turn();
+      return this.label;
+    }
+
+    get probability() {
+      const mean = this.weight > 0 ? this.evidence / this.weight : 0;
+      const p = 1 / (1 + Math.exp(-mean));
+      return this.label === "left" ? p : 1 - p;
+    }
+  }
+
+  // The labels a track gets from P(left) and presence frame by frame (for tests against Python).
+  function steadyLabels(pLefts, presences, opts) {
+    const vote = new Vote(opts);
+    return Array.from(pLefts, (p, i) => vote.add(p, presences[i]));
+  }
+
+  // The pair rule: of exactly two hands (bboxes [x, y, w, h]) of sizes within pairSize, one
+  // label for both, the index of the one below `unsure` while the other is at least `sure`;
+  // -1 where the rule does not apply.
+  function unsureOfPair(labels, scores, bboxes, opts) {
+    const o = Object.assign({}, HANDEDNESS, opts || {});
+    if (labels.length !== 2 || labels[0] !== labels[1] || !labels[0]) return -1;
+    const sides = bboxes.map(([, , w, h]) => Math.max(w, h, 1));
+    if (Math.max(...sides) / Math.min(...sides) > o.pairSize) return -1;
+    const [weak, strong] = scores[0] < scores[1] ? [0, 1] : [1, 0];
+    return scores[weak] < o.unsure && scores[strong] >= o.sure ? weak : -1;
+  }
+
+  // Rows (hands.js objects with handedness) with the pair rule applied.
+  function withPairRule(rows, opts) {
+    const weak = unsureOfPair(rows.map((d) => d.handedness), rows.map((d) => d.handednessScore),
+                              rows.map((d) => d.bbox), opts);
+    if (weak >= 0) {
+      rows[weak].handedness = otherSide(rows[weak].handedness);
+      rows[weak].handednessScore = 1 - rows[weak].handednessScore;
+    }
+    return rows;
+  }
+
   function keypointBox(points, pad) {
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
     for (const [x, y] of points) {
@@ -381,7 +449,10 @@
       this.landmarks = Object.assign({}, LANDMARKS, landmarks || {});
       this.tracks = [];
       this.frame = 0;
+      this.next = 0;  // the frame the detector runs on next, while tracking
+      this.every = 5;
       this.nextId = 1;
+      this.handedness = Object.assign({}, HANDEDNESS);
       this.runtime = runtime.name;
       this.detail = runtime.detail;
       this.notes = notes;  // why faster runtimes were passed over
@@ -412,7 +483,8 @@
         const found = await this.worthRefining(input, opts);
         const hands = [];
         for (const d of found) hands.push(await this.landmarker.refine(input, d.bbox, this.landmarks));
-        result = fuse(found, hands, this.landmarks, w, h).filter((d) => d.score >= opts.scoreThreshold);
+        result = withPairRule(fuse(found, hands, this.landmarks, w, h)
+          .filter((d) => d.score >= opts.scoreThreshold), this.handedness);
       } else {
         result = await this.boxes(input, opts, opts.scoreThreshold);
       }
@@ -435,22 +507,29 @@
     }
 
     // Video: each hand's crop follows its keypoints (handspot/tracking.py HandTracker); the
-    // detector runs every detectEvery frames, and at once when a hand is lost or none is seen.
+    // detector runs every detectEvery frames (an interval that doubles up to 10 while every
+    // hand holds), and at once when a hand is lost or none is seen; left/right from each
+    // track's evidence, and the pair rule.
     async follow(input, opts) {
-      const lm = this.landmarks, every = opts.detectEvery || 5;
+      const lm = this.landmarks, base = opts.detectEvery || 5;
       let lost = false;
       const kept = [];
-      for (const t of this.tracks) {
+      for (const t of this.tracks) {  // one model: its runs one after the other
         const hand = await this.landmarker.run(input, t.roi);
         if (hand.presence >= lm.presence) {
           t.hand = hand; t.roi = roiFromKeypoints(hand.keypoints); kept.push(t);
+          t.vote.add(pLeft(hand.left, lm.mirrored), hand.presence);
         } else {
           lost = true;
         }
       }
       this.tracks = dedupe(kept, lm.pad);
-      if (this.frame % every === 0 || lost || !this.tracks.length) {
-        await this.addNew(input, await this.worthRefining(input, opts));
+      const due = this.frame >= this.next;
+      if (due) this.next = this.frame + this.every;
+      if (due || lost || !this.tracks.length) {
+        const added = await this.addNew(input, await this.worthRefining(input, opts));
+        const steady = !lost && !added && this.tracks.length;
+        this.every = steady ? Math.min(2 * this.every, Math.max(base, 10)) : base;
       }
       this.frame += 1;
       const rows = this.tracks.map((t) => {
@@ -458,15 +537,29 @@
         return { bbox: [x0, y0, x1 - x0, y1 - y0], score: t.score, classId: t.classId,
                  label: t.label, trackId: t.id };
       });
-      return fuse(rows, this.tracks.map((t) => t.hand),
-                  Object.assign({}, lm, { drop: false, nmsIou: 1 }), width(input), height(input))
-        .filter((d) => d.score >= opts.scoreThreshold);
+      const found = fuse(rows, this.tracks.map((t) => t.hand),
+                         Object.assign({}, lm, { drop: false, nmsIou: 1 }), width(input),
+                         height(input)).filter((d) => d.score >= opts.scoreThreshold);
+      const votes = found.map((d) => this.tracks.find((t) => t.id === d.trackId).vote);
+      found.forEach((d, i) => {
+        d.handedness = votes[i].label; d.handednessScore = votes[i].probability;
+      });
+      const weak = unsureOfPair(found.map((d) => d.handedness),
+                                found.map((d) => d.handednessScore), found.map((d) => d.bbox),
+                                this.handedness);
+      if (weak >= 0) {  // kept on the track until its evidence turns it back
+        votes[weak].turn();
+        found[weak].handedness = votes[weak].label;
+        found[weak].handednessScore = 1 - found[weak].handednessScore;
+      }
+      return found;
     }
 
     // New tracks for detections no followed hand covers; a followed hand takes the score of
     // the best detection on it.
     async addNew(input, found) {
       const lm = this.landmarks, max = this.params.maxHands || 4, newIou = 0.3;
+      const before = this.tracks.length;
       const boxes = () => this.tracks.map((t) => keypointBox(t.hand.keypoints, lm.pad));
       const rescored = new Set();
       for (const d of found) {  // best first
@@ -483,13 +576,15 @@
         const box = keypointBox(hand.keypoints, lm.pad);
         if (boxes().some((b) => boxIou(box, b) >= newIou)) continue;
         const track = { id: this.nextId++, hand, classId: d.classId, label: d.label,
-                        roi: roiFromKeypoints(hand.keypoints) };
+                        roi: roiFromKeypoints(hand.keypoints), vote: new Vote(this.handedness) };
+        track.vote.add(pLeft(hand.left, lm.mirrored), hand.presence);
         seen(track, d);
         this.tracks.push(track);
       }
+      return this.tracks.length - before;
     }
 
-    reset() { this.tracks = []; this.frame = 0; }
+    reset() { this.tracks = []; this.frame = 0; this.next = 0; this.every = 5; }
 
     dispose() {
       this.rt.dispose();
@@ -591,5 +686,5 @@
 
   global.hands = { load, HandDetector, RUNTIMES, CARD_SCHEMA, LANDMARKS, decodeBoxes, nms,
                    postprocess, checkCard, roiFromBox, roiFromKeypoints, cropToImage, invert,
-                   handedness, keypointBox, fuse };
+                   handedness, keypointBox, fuse, steadyLabels, unsureOfPair };
 })(typeof window !== "undefined" ? window : globalThis);
