@@ -47,7 +47,9 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pipelines.bench --replicas
 	$(BIN)/python -m detect.bench
 	$(BIN)/python -m detect.sizes
+	$(BIN)/python -m detect.bench --codecs
 	$(BIN)/python -m detect.hands_bench
+	$(BIN)/python -m detect.masks_bench
 	$(BIN)/python -m detect.tasks_bench
 	$(BIN)/python -m webexport.bench
 

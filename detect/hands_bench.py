@@ -48,6 +48,7 @@ from tqdm import tqdm
 from common.paths import DEFAULT_MODEL
 from handspot.detections import box_iou
 from handspot.errors import UserError, fail
+from handspot.sources import schedule
 from prep.samples import DEFAULT_SAMPLE, WEBCAM
 
 VIDEOS = (
@@ -247,10 +248,10 @@ def ids(model: Path, frames: int) -> dict[str, dict]:
     for name, landmarks in (("landmarks + track", True), ("ByteTrack", False)):
         options = DetectOptions(model=str(model), track=True, landmarks=landmarks)
         hook, every = options.hook(30.0)
-        found = []
+        due, found = schedule(hook, every), []
         detector = options.detector_factory(stage=False)()
         for t, rgb in enumerate(pictures):
-            det = detector.detect(rgb) if t % every == 0 else None
+            det = detector.detect(rgb) if due(t) else None
             found.append(hook(Frame(t, t / 30, rgb), det))
         out[name] = id_switches(truth, found)
     return out
@@ -263,11 +264,12 @@ def tracked(model: Path, pictures: list[np.ndarray], handedness=None) -> list:
 
     options = DetectOptions(model=str(model), track=True, landmarks=True)
     hook, every = options.hook(30.0)
+    due = schedule(hook, every)
     if handedness is not None:
         hook.handedness = handedness
     detector = options.detector_factory(stage=False, boxes_for=True)()
     return [
-        hook(Frame(t, t / 30, rgb), detector.detect(rgb) if t % every == 0 else None)
+        hook(Frame(t, t / 30, rgb), detector.detect(rgb) if due(t) else None)
         for t, rgb in enumerate(pictures)
     ]
 

@@ -44,6 +44,7 @@ from pipelines.backends import BACKENDS, PYTHON
 from prep.coco import coco_instances
 from prep.cvat import cvat_xml
 from prep.dedup import phash_gray
+from prep.geometry import mask_polygons
 from prep.labelled import Box, LabelledImage, label_text
 from prep.labelstudio import LOCAL_FILES, label_config, tasks
 
@@ -69,6 +70,11 @@ class PreannotateOptions:
     formats: str = option(",".join(FORMATS), "comma-separated: coco, cvat, labelstudio")
     detections: str | None = option(
         None, "boxes from detect --json on the same source, instead of running the model", type=str
+    )
+    masks: bool = option(
+        False,
+        "each hand's mask outline too (the landmark stage's GrabCut): COCO segmentation, "
+        "CVAT polygons, Label Studio polygonlabels; with --detections, their segmentation",
     )
     url_prefix: str = option(
         LOCAL_FILES + "images/",
@@ -128,11 +134,15 @@ def preannotate(options: PreannotateOptions) -> dict:
     check_replaceable(out, "preannotations")  # before reading anything
     source = FrameSource(options.source, max_frames=options.max_frames)
     given = read_detections(options.detections) if options.detections else None
+    if options.masks and given and any(d.masks is None for _, d in given.values() if len(d)):
+        raise UserError(f"--masks: {options.detections} has no masks (segmentation); write it "
+                        "with detect --masks, or pre-annotate from the source")  # fmt: skip
     detector = None
     if given is None:
         found = HandDetectorOptions(
-            model=options.model, backend=options.backend, score_threshold=options.score_threshold
-        )
+            model=options.model, backend=options.backend, score_threshold=options.score_threshold,
+            masks=options.masks,
+        )  # fmt: skip
         detector = found.detector_factory(backends=BACKENDS)()
     images: list[LabelledImage] = []
     skipped = Counter()
@@ -150,7 +160,7 @@ def preannotate(options: PreannotateOptions) -> dict:
                     else detector.detect(frame.rgb)
                 )
                 name = save_image(frame, tmp / "images", options.source)
-                images.append(labelled(name, frame.rgb.shape, det, skipped))
+                images.append(labelled(name, frame.rgb.shape, det, skipped, options.masks))
             if not images:
                 raise UserError(f"{options.source}: no frame kept (of {source.read} read)")
             warnings = hold_out(images, options.held_out)
@@ -227,14 +237,25 @@ def save_image(frame, folder: Path, source: str) -> str:
     return name
 
 
-def labelled(name: str, shape: tuple, det: Detections, skipped: Counter) -> LabelledImage:
-    """A frame's pre-annotation; a box that is not four finite numbers is left out, counted."""
+def labelled(
+    name: str, shape: tuple, det: Detections, skipped: Counter, masks: bool = False
+) -> LabelledImage:
+    """A frame's pre-annotation (with ``masks``, each hand's mask outline); a box that is not
+    four finite numbers is left out, and with ``masks`` a hand without a mask: both counted."""
     boxes = []
-    for xyxy, score, label in zip(det.boxes, det.scores, det.class_names, strict=True):
+    for i, (xyxy, score, label) in enumerate(
+        zip(det.boxes, det.scores, det.class_names, strict=True)
+    ):
         if not (np.isfinite(xyxy).all() and np.isfinite(score)):
             skipped["non_finite_box"] += 1
             continue
-        boxes.append(Box(label, tuple(float(v) for v in xyxy), float(score)))
+        outline = ()
+        if masks:
+            outline = () if det.masks is None else mask_polygons(det.masks[i], tolerance=1.0)
+            if not outline:
+                skipped["no_mask"] += 1
+                continue
+        boxes.append(Box(label, tuple(float(v) for v in xyxy), float(score), outline))
     return LabelledImage(name, shape[1], shape[0], boxes)
 
 
@@ -251,7 +272,7 @@ def write_formats(folder: Path, images, classes, formats, options) -> list[str]:
     if "labelstudio" in formats:
         found = tasks(images, model, options.url_prefix)
         (folder / "labelstudio.json").write_text(json.dumps(found, allow_nan=False))
-        (folder / "labelstudio.xml").write_text(label_config(classes))
+        (folder / "labelstudio.xml").write_text(label_config(classes, polygons=options.masks))
         files += ["labelstudio.json", "labelstudio.xml"]
     return files
 

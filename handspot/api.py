@@ -26,6 +26,7 @@ from handspot.detections import Detections
 from handspot.detector import Detector
 from handspot.errors import UserError
 from handspot.landmarks import HandLandmarker, LandmarkOptions
+from handspot.masks import Masker, MaskOptions
 from handspot.options import option
 from handspot.profile import Profile
 from handspot.sources import Frame, Hook, schedule
@@ -59,6 +60,10 @@ class HandDetectorOptions:
         "lite", "landmark model: lite or full", choices=tuple(LANDMARK_MODELS)
     )
     mirrored: bool = option(False, "the frames are mirrored (a selfie view): left/right as is")
+    masks: bool = option(
+        False, "a mask for every hand: GrabCut seeded by its 21 keypoints (needs the landmark "
+        "stage; some ms a hand: off by default)"
+    )  # fmt: skip
     detect_every: int = option(
         5, "video with the landmark stage: run the detector every N frames (and when a hand "
         "is lost)"
@@ -76,6 +81,8 @@ class HandDetectorOptions:
             raise UserError("--detect-every must be at least 1")
         backend = self.backend or forced_backend() or default_backend(self.model)
         check_backend(self.model, backend, backends)
+        if self.masks and self.landmarks is False:
+            raise UserError("--masks needs the landmark stage (its keypoints seed the masks)")
 
     def resolved(self):
         """These options with "decide for me" decided (the one place that decides): the
@@ -91,6 +98,9 @@ class HandDetectorOptions:
 
     def landmark_options(self) -> LandmarkOptions:
         return LandmarkOptions(model=self.landmark_model, mirrored=self.mirrored)
+
+    def masker(self) -> Masker | None:
+        return Masker(MaskOptions()) if self.masks else None
 
     def detector_factory(
         self, *, stage: bool = True, boxes_for: bool = False,
@@ -111,7 +121,7 @@ class HandDetectorOptions:
         if not (o.landmarks and stage):
             return boxes
         return lambda: HandLandmarker(
-            boxes(), o.landmark_options(), score_threshold=o.score_threshold
+            boxes(), o.landmark_options(), score_threshold=o.score_threshold, masker=o.masker()
         )
 
     def video_hook(
@@ -132,6 +142,7 @@ class HandDetectorOptions:
             score_threshold=o.score_threshold,
             workers=workers,
             profile=profile,
+            masker=o.masker(),
         )
         return tracker, tracker.detect_every
 

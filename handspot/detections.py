@@ -10,7 +10,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-_KNOWN = {"bbox", "score", "class_id", "label", "keypoints", "track_id"}
+from handspot import rle
+
+_KNOWN = {"bbox", "score", "class_id", "label", "keypoints", "track_id", "segmentation"}
 NO_TRACK = -1  # the track id of a detection no tracker has (yet) given an id
 
 
@@ -118,7 +120,9 @@ class Detections:
     def to_json(self) -> list[dict]:
         """One dict a detection: ``bbox`` ([x, y, w, h] pixels, as handtrack.js reports
         them), ``score``, ``class_id``, ``label``, then ``keypoints`` ([[x, y(, z)], ...]),
-        ``track_id`` (null: none) and the ``data`` fields where present. Masks are left out."""
+        ``track_id`` (null: none), ``segmentation`` (the mask as COCO's compressed RLE,
+        ``{"size": [h, w], "counts": str}``, as pycocotools writes it) and the ``data`` fields,
+        where present."""
         out = []
         for i, ((x0, y0, x1, y1), s, c, n) in enumerate(
             zip(self.boxes, self.scores, self.class_ids, self.class_names, strict=True)
@@ -140,6 +144,8 @@ class Detections:
                 ]
             if self.track_id is not None:
                 row["track_id"] = None if self.track_id[i] == NO_TRACK else int(self.track_id[i])
+            if self.masks is not None:
+                row["segmentation"] = rle.encode(self.masks[i])
             for k, v in self.data.items():
                 row[k] = _json_value(v[i])
             out.append(row)
@@ -171,11 +177,15 @@ class Detections:
         track = None
         if rows and track_key in rows[0]:
             track = [NO_TRACK if d.get(track_key) is None else d[track_key] for d in rows]
+        masks = None
+        if rows and "segmentation" in rows[0]:
+            masks = np.stack([rle.decode(d["segmentation"]) for d in rows])
         return cls(
             np.array(xyxy, np.float32).reshape(-1, 4),
             np.array([d["score"] for d in rows], np.float32),
             np.array([d[class_key] for d in rows], np.int32),
             tuple(d["label"] for d in rows),
+            masks=masks,
             keypoints=keypoints,
             track_id=track,
             data={to_name(k): _array([d.get(k) for d in rows]) for k in extra},

@@ -69,11 +69,22 @@ def draw_keypoints(out: np.ndarray, points: np.ndarray, color) -> None:
         cv2.circle(out, tuple(p), thick + 1, color, 1, cv2.LINE_AA)
 
 
+def tint(out: np.ndarray, mask: np.ndarray, color, alpha: float) -> None:
+    """``color`` laid over the mask's pixels, ``alpha`` opaque, in place (only the rectangle
+    the mask spans is touched)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    on = mask[y0:y1, x0:x1].astype(bool)
+    patch = out[y0:y1, x0:x1]
+    patch[on] = (patch[on] * (1 - alpha) + np.array(color) * alpha).astype(np.uint8)
+
+
 def _draw(out, boxes, texts, colors, masks, alpha) -> np.ndarray:
     for i, (box, text, color) in enumerate(zip(boxes, texts, colors, strict=True)):
         if masks is not None and len(masks) > i:
-            on = masks[i].astype(bool)
-            out[on] = (out[on] * (1 - alpha) + np.array(color) * alpha).astype(np.uint8)
+            tint(out, masks[i], color, alpha)
         x0, y0, x1, y1 = (round(v) for v in box)
         cv2.rectangle(out, (x0, y0), (x1, y1), color, 2)
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)

@@ -33,6 +33,7 @@ from handspot.detections import Detections, box_iou
 from handspot.detector import Detector
 from handspot.errors import UserError
 from handspot.handedness import HandednessOptions, other, unsure_of_pair
+from handspot.masks import Masker
 from handspot.options import option
 
 SIZE = 224  # the model's input side
@@ -265,8 +266,10 @@ class HandLandmarker(Detector):
         num_threads: int = 1,
         score_threshold: float | None = None,
         handedness: HandednessOptions | None = None,
+        masker: Masker | None = None,
     ):
         self.detector = detector
+        self.masker = masker
         self.options = options or LandmarkOptions()
         self.backend = f"{detector.backend}+landmarks"
         self.labels = detector.labels
@@ -294,8 +297,9 @@ class HandLandmarker(Detector):
         det = self.options.worth_refining(det, self.score_threshold)
         hands = [self.model.refine(image, box, self.options) for box in det.boxes]
         h, w = image.shape[:2]
-        found = fuse(det, hands, self.options, w, h).above(self.score_threshold)
-        return with_pair_rule(found, self.handedness)
+        found = with_pair_rule(fuse(det, hands, self.options, w, h).above(self.score_threshold),
+                               self.handedness)  # fmt: skip
+        return found if self.masker is None else found.with_(masks=self.masker.masks(image, found))
 
 
 def with_pair_rule(found: Detections, options: HandednessOptions) -> Detections:

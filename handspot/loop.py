@@ -287,6 +287,7 @@ class _MultiThreaded:
             self.to_write.put(_END)
             writing.join()
         self.stop.set()
+        close_hook(self.hook)  # a capture thread waiting on the tracking's pace lets go
         capturing.join(timeout=5)
         self.pool.shutdown(wait=True, cancel_futures=True)
         if writing is not None:
@@ -294,7 +295,6 @@ class _MultiThreaded:
             writing.join(timeout=5)
         self.writer.close(failed or bool(self.errors))
         self.source.close()
-        close_hook(self.hook)
 
 
 def _report(
@@ -308,8 +308,10 @@ def _report(
         "skipped": source.skipped,
     }
     if profile is not None:
-        report["profile_ms"] = {
-            k: round(1000 * v / max(frames, 1), 3) for k, v in profile.seconds.items()
+        report["profile_ms"] = {  # the tracking's stages where it ran
+            k: round(1000 * v / max(frames, 1), 3)
+            for k, v in profile.seconds.items()
+            if v or k in profile.STAGES
         }
         report["profile_table"] = profile.table(frames, seconds, workers)
     return report

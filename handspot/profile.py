@@ -13,7 +13,7 @@ class Profile:
     """Seconds spent in each stage, summed over threads."""
 
     STAGES = ("decode", "resize", "model", "draw", "encode+write", "json")
-    HOOK = ("landmarks", "track", "new hands")  # video mode's tracking, in frame order
+    HOOK = ("landmarks", "track", "new hands", "masks")  # video mode's tracking, frame order
 
     def __init__(self):
         self.seconds = dict.fromkeys(self.STAGES + self.HOOK, 0.0)

@@ -24,6 +24,7 @@ from handspot.detections import NO_TRACK, Detections, box_iou
 from handspot.detector import Detector
 from handspot.handedness import HandednessOptions, Vote, unsure_of_pair
 from handspot.landmarks import Hand, LandmarkModel, LandmarkOptions, Roi, fuse
+from handspot.masks import Masker
 from handspot.options import option
 from handspot.profile import Profile, stage
 
@@ -78,6 +79,9 @@ class _Track:
         return kp + self.margins * np.tile(np.maximum(kp[2:] - kp[:2], 1.0), 2)
 
 
+LAG = 16  # frames: how far ahead of the tracking the loop may ask which frames to detect on
+
+
 class HandTracker:
     """The hook: ``tracker(frame, det)`` -> this frame's hands with ``track_id``. ``det`` is
     the detector's result where the loop ran it (every ``detect_every`` frames), else None; the
@@ -94,12 +98,14 @@ class HandTracker:
         handedness: HandednessOptions | None = None,
         workers: int = 1,
         profile: Profile | None = None,
+        masker: Masker | None = None,
     ):
         self.landmarks = landmarks or LandmarkOptions()
         self.options = options or TrackOptions()
         self.handedness = handedness or HandednessOptions()
         self.model = model or LandmarkModel(self.landmarks.model)
         self.profile = profile
+        self.masker = masker
         self._crops = _Crops(self.model, self.landmarks.model, workers)
         self._make_detector = make_detector
         self._detector: Detector | None = None
@@ -108,21 +114,31 @@ class HandTracker:
         self._ids = itertools.count(1)
         self.detector_runs = 0  # how often the detector ran (the loop's and this one's)
         self.every = self.options.detect_every  # the detector's interval now
-        self._next = 0  # the next frame the loop runs the detector on
+        self._paces: dict[int, int] = {}  # frame -> the interval after it was tracked
+        self._tracked = -1  # the last frame tracked
+        self._last_due: int | None = None
+        self._state = threading.Condition()
+        self._closed = False
 
     @property
     def detect_every(self) -> int:
         return self.options.detect_every
 
     def should_detect(self, index: int) -> bool:
-        """Whether the loop runs the detector on frame ``index`` (asked in frame order, maybe
-        a few frames ahead of the tracking): every ``every`` frames, an interval that doubles
-        (up to ``max_every``) while every hand holds and falls back when one is lost or
-        found."""
-        if index < self._next:
-            return False
-        self._next = index + self.every
-        return True
+        """Whether the loop runs the detector on frame ``index`` (asked in frame order, up to
+        ``LAG`` frames ahead of the tracking): every ``every`` frames, an interval that doubles
+        (up to ``max_every``) while every hand holds and falls back when one is lost or found.
+        The interval for frame i is the one after frame i - ``LAG`` was tracked, whatever the
+        threads' timing, so a run's output does not depend on the loop that ran it."""
+        every = self.options.detect_every
+        if index >= LAG:
+            with self._state:
+                self._state.wait_for(lambda: self._tracked >= index - LAG or self._closed)
+                every = self._paces.pop(index - LAG, every)
+        if self._last_due is None or index - self._last_due >= every:
+            self._last_due = index
+            return True
+        return False
 
     def _pace(self, steady: bool) -> None:
         base = self.options.detect_every
@@ -156,9 +172,24 @@ class HandTracker:
                 added = self._add_new(image, det)
             self._pace(steady=not lost and not added)
         with stage(self.profile, "track"):
-            return self._detections(image.shape[1], image.shape[0])
+            found = self._detections(image.shape[1], image.shape[0])
+        with self._state:  # the pace frame + LAG will run at
+            self._paces[frame.index] = self.every
+            self._tracked = frame.index
+            self._state.notify_all()
+        if self.masker is None:
+            return found
+        with stage(self.profile, "masks"):  # each hand's at once, on the crops' threads
+            masks = self._crops.each(
+                lambda i: self.masker.mask(image, found.keypoints[i], found.boxes[i]),
+                range(len(found)),
+            )
+        return found.with_(masks=np.stack(masks) if masks else self.masker.masks(image, found))
 
     def close(self) -> None:
+        with self._state:
+            self._closed = True
+            self._state.notify_all()
         self._crops.close()
 
     def _add_new(self, image: np.ndarray, det: Detections) -> int:
@@ -239,6 +270,13 @@ class _Crops:
         if self._pool is None or len(rois) < 2:
             return [self.model.run(image, roi) for roi in rois]
         return list(self._pool.map(self._run, [image] * len(rois), rois))
+
+    def each(self, work: Callable, items) -> list:
+        """``work(item)`` for every item, at once on the pool where there is one."""
+        items = list(items)
+        if self._pool is None or len(items) < 2:
+            return [work(item) for item in items]
+        return list(self._pool.map(work, items))
 
     def close(self) -> None:
         if self._pool is not None:

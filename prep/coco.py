@@ -22,7 +22,7 @@ from handspot.errors import UserError, fail
 from handspot.files import atomic_write_bytes
 from handspot.signals import command
 from prep.dataset import SPLITS, FrameTask, Plan, RawObject, sort_tasks
-from prep.geometry import mask_polygons
+from prep.geometry import mask_polygons, polygon_area
 from prep.labelled import add_import_parser, build_import, classes_of, label_text, read_json
 from prep.sources import Source
 from prep.split import choose_split
@@ -90,13 +90,22 @@ def coco_instances(images: list, classes: list[str], description: str = "") -> d
         )  # fmt: skip
         for b in im.boxes:
             x0, y0, x1, y1 = (round(float(v), 2) for v in b.xyxy)
+            area = (x1 - x0) * (y1 - y0)
+            if b.polygons:
+                area = sum(polygon_area(p) for p in b.polygons)
             coco["annotations"].append(
                 {"id": len(coco["annotations"]) + 1, "image_id": image_id,
                  "category_id": ids[b.label], "bbox": [x0, y0, round(x1 - x0, 2),
-                 round(y1 - y0, 2)], "area": round((x1 - x0) * (y1 - y0), 2), "iscrowd": 0,
+                 round(y1 - y0, 2)], "area": round(area, 2), "iscrowd": 0,
+                 **({"segmentation": [flat_points(p) for p in b.polygons]} if b.polygons else {}),
                  **({"score": round(float(b.score), 4)} if b.score is not None else {})}
             )  # fmt: skip
     return coco
+
+
+def flat_points(polygon: np.ndarray) -> list[float]:
+    """A polygon as COCO writes one: x0, y0, x1, y1, ... (pixels, 2 decimals)."""
+    return [round(float(v), 2) for v in np.asarray(polygon).reshape(-1)]
 
 
 MAX_RLE_PIXELS = 1 << 28  # 16384 x 16384: a mask decoded in memory

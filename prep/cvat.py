@@ -42,10 +42,11 @@ def cvat_xml(images: list[LabelledImage], classes: list[str], name: str = "hands
     etree.SubElement(task, "name").text = name
     etree.SubElement(task, "size").text = str(len(images))
     labels = etree.SubElement(task, "labels")
+    polygons = any(b.polygons for im in images for b in im.boxes)
     for c in classes_of(images, classes):
         label = etree.SubElement(labels, "label")
         etree.SubElement(label, "name").text = c
-        etree.SubElement(label, "type").text = "rectangle"
+        etree.SubElement(label, "type").text = "polygon" if polygons else "rectangle"
         etree.SubElement(label, "attributes")
     for i, im in enumerate(images):
         node = etree.SubElement(
@@ -53,9 +54,15 @@ def cvat_xml(images: list[LabelledImage], classes: list[str], name: str = "hands
             width=str(im.width), height=str(im.height),
         )  # fmt: skip
         for b in im.boxes:
+            source = "auto" if b.score is not None else "manual"
+            if b.polygons:  # the mask's outline (its largest piece): CVAT makes the box
+                points = ";".join(f"{x:.2f},{y:.2f}" for x, y in b.polygons[0])
+                etree.SubElement(node, "polygon", label=b.label, source=source, occluded="0",
+                                 points=points, z_order="0")  # fmt: skip
+                continue
             x0, y0, x1, y1 = (f"{v:.2f}" for v in b.xyxy)
             etree.SubElement(
-                node, "box", label=b.label, source="auto" if b.score is not None else "manual",
+                node, "box", label=b.label, source=source,
                 occluded="0", xtl=x0, ytl=y0, xbr=x1, ybr=y1, z_order="0",
             )  # fmt: skip
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="utf-8")

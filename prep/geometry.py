@@ -94,16 +94,20 @@ def ellipse_polygon(
                      cy + x * math.sin(a) + y * math.cos(a)], axis=1)  # fmt: skip
 
 
-def mask_polygons(mask: np.ndarray, offset: tuple[float, float] = (0, 0)) -> tuple[np.ndarray, ...]:
+def mask_polygons(
+    mask: np.ndarray, offset: tuple[float, float] = (0, 0), tolerance: float = 0.0
+) -> tuple[np.ndarray, ...]:
     """A 0/1 mask's outer outlines as polygons (pixels, ``offset`` added), one per piece of at
-    least 3 points (holes are filled)."""
+    least 3 points (holes are filled), the largest first; ``tolerance``: simplified to within
+    that many pixels (Douglas-Peucker)."""
     contours, _ = cv2.findContours(
         np.ascontiguousarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
     )
+    if tolerance > 0:
+        contours = [cv2.approxPolyDP(c, tolerance, True) for c in contours]
+    contours = sorted((c for c in contours if len(c) >= 3), key=cv2.contourArea, reverse=True)
     return tuple(
-        c.reshape(-1, 2).astype(np.float64) + np.asarray(offset, np.float64)
-        for c in contours
-        if len(c) >= 3
+        c.reshape(-1, 2).astype(np.float64) + np.asarray(offset, np.float64) for c in contours
     )
 
 

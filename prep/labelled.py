@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from handspot.errors import UserError
 from prep.dataset import RawObject
 
@@ -17,6 +19,7 @@ class Box:
     label: str
     xyxy: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax in pixels
     score: float | None = None  # a model's (pre-annotations); None when a person drew it
+    polygons: tuple[np.ndarray, ...] = ()  # its mask's outline, (N, 2) pixels each; largest first
 
 
 @dataclass

@@ -39,14 +39,32 @@ from prep.sources import Source
 LOCAL_FILES = "/data/local-files/?d="  # Label Studio's URL for files under its document root
 
 
-def label_config(classes: list[str]) -> str:
-    """The labelling interface for boxes of these classes (Settings > Labeling Interface)."""
+def label_config(classes: list[str], polygons: bool = False) -> str:
+    """The labelling interface for boxes (or, ``polygons``, mask outlines) of these classes
+    (Settings > Labeling Interface)."""
     labels = "".join(f"    <Label value={quoteattr(c)}/>\n" for c in classes)
+    tag = "PolygonLabels" if polygons else "RectangleLabels"
     return (
         '<View>\n  <Image name="image" value="$image"/>\n'
-        f'  <RectangleLabels name="label" toName="image">\n{labels}  </RectangleLabels>\n'
+        f'  <{tag} name="label" toName="image">\n{labels}  </{tag}>\n'
         "</View>\n"
     )
+
+
+def polygon(rid: str, label: str, points: np.ndarray, width: int, height: int, **extra) -> dict:
+    """One ``polygonlabels`` result: a pixel polygon in percent of the image."""
+    percent = [[round(100 * x / width, 4), round(100 * y / height, 4)] for x, y in points]
+    return {
+        "id": rid,
+        "from_name": "label",
+        "to_name": "image",
+        "type": "polygonlabels",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": {"points": percent, "closed": True, "polygonlabels": [label]},
+        **extra,
+    }
 
 
 def rectangle(rid: str, label: str, xyxy, width: int, height: int, **extra) -> dict:
@@ -81,7 +99,11 @@ def tasks(images: list[LabelledImage], model: str, url_prefix: str = LOCAL_FILES
         result = []
         for i, b in enumerate(im.boxes):
             score = {"score": b.score} if b.score is not None else {}
-            result.append(rectangle(f"p{i}", b.label, b.xyxy, im.width, im.height, **score))
+            if b.polygons:  # the mask's outline (its largest piece)
+                result.append(polygon(f"p{i}", b.label, b.polygons[0], im.width, im.height,
+                                      **score))  # fmt: skip
+            else:
+                result.append(rectangle(f"p{i}", b.label, b.xyxy, im.width, im.height, **score))
         scores = [b.score for b in im.boxes if b.score is not None]
         out.append(
             {

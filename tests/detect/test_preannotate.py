@@ -227,3 +227,51 @@ def test_change_keeps_a_frame_only_when_the_picture_moved(frames, tmp_path):
     assert (report["read"], report["kept"]) == (12, 3)
     kept = sorted(p.name for p in (tmp_path / "o" / "images").iterdir())
     assert kept == ["still_000000.jpg", "still_000004.jpg", "still_000008.jpg"]
+
+
+def test_masks_round_trip_through_every_format(frames, tmp_path):
+    """Issue 27: ``--masks`` writes each hand's mask outline as COCO segmentation, a CVAT
+    polygon and a Label Studio polygon; each importer reads it back as a mask that covers what
+    detect --masks finds on the same photo (IoU >= 0.9: the outline is simplified to a pixel),
+    ready for the Mask R-CNN config."""
+    from handspot.api import HandDetector, HandDetectorOptions
+    from prep.tfrecord import read_records, shard_pattern
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in sorted(frames[1])[:4]:
+        shutil.copy(frames[0] / name, photos / name)
+    out = tmp_path / "labels"
+    report = preannotate(PreannotateOptions(source=str(photos), out=str(out), masks=True,
+                                            held_out=0.25))  # fmt: skip
+    assert report["boxes"] >= 3 and not report["skipped"]
+    import cv2
+
+    with HandDetector(HandDetectorOptions(masks=True)) as hands:
+        expected = {}
+        for name in sorted(p.name for p in photos.iterdir()):
+            rgb = cv2.cvtColor(cv2.imread(str(photos / name)), cv2.COLOR_BGR2RGB)
+            expected[name] = hands.detect(rgb).masks
+    tasks = json.loads((out / "labelstudio.json").read_text())
+    for task in tasks:  # accepted as the model drew them
+        task["annotations"] = [{"result": task["predictions"][0]["result"]}]
+    (out.parent / "ls_export.json").write_text(json.dumps(tasks))
+    assert '<PolygonLabels name="label"' in (out / "labelstudio.xml").read_text()
+    plans = {
+        "coco": plan_coco(out / "coco.json", out / "images"),
+        "cvat": plan_cvat(out / "cvat.xml", out / "images"),
+        "labelstudio": plan_labelstudio(out.parent / "ls_export.json", out / "images"),
+    }
+    for fmt, plan in plans.items():
+        assert plan.masks, fmt
+        data = tmp_path / f"data_{fmt}"
+        plan.build(data, workers=0)
+        found = 0
+        for split in ("train", "eval"):
+            for ex in read_records(shard_pattern(data, split)):
+                for mask in ex.masks():
+                    ious = [np.logical_and(mask, m).sum() / np.logical_or(mask, m).sum()
+                            for m in expected[ex.filename]]  # fmt: skip
+                    assert max(ious) >= 0.9, (fmt, ex.filename, ious)
+                    found += 1
+        assert found == report["boxes"], fmt

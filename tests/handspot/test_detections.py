@@ -99,6 +99,19 @@ def test_from_normalized_sorts_by_score_and_keeps_ties_in_order():
     assert det.class_names == ("hand", "hand", "hand", "2")  # an id the label map lacks
 
 
+def test_masks_are_written_as_pycocotools_writes_them():
+    pycocotools = pytest.importorskip("pycocotools.mask")
+    rng = np.random.default_rng(0)
+    masks = (rng.random((5, 37, 53)) < 0.3).astype(np.uint8)
+    masks[1] = 0
+    masks[2, 10:30, 5:40] = 1
+    det = Detections(np.zeros((5, 4)), np.ones(5), np.ones(5), ("hand",) * 5, masks=masks)
+    for row, mask in zip(det.to_json(), masks, strict=True):
+        theirs = pycocotools.encode(np.asfortranarray(mask))
+        assert row["segmentation"] == {"size": [37, 53], "counts": theirs["counts"].decode()}
+        np.testing.assert_array_equal(pycocotools.decode({**theirs}), mask)
+
+
 def test_json_round_trip_keeps_every_field():
     det = three(count=np.array([1, 2, 3]))
     rows = det.to_json()
@@ -110,6 +123,7 @@ def test_json_round_trip_keeps_every_field():
         "label": "hand",
         "keypoints": [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]],
         "track_id": 4,
+        "segmentation": {"size": [3, 4], "counts": "012000000"},  # as pycocotools writes it
         "handedness": "left",
         "presence": 0.99,
         "count": 1,
@@ -121,14 +135,16 @@ def test_json_round_trip_keeps_every_field():
     assert back.track_id.tolist() == [4, NO_TRACK, 7]
     assert back.data["handedness"].tolist() == ["left", "right", "left"]
     np.testing.assert_allclose(back.data["presence"], [0.99, np.nan, 0.5])
-    assert back.data["count"].tolist() == [1, 2, 3] and back.masks is None
+    assert back.data["count"].tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(back.masks, det.masks)
 
 
 def test_hands_js_form_is_the_json_with_camel_case_keys():
     det = three()
     found = det.to_hands_js()
     assert set(found[0]) == {
-        "bbox", "score", "classId", "label", "keypoints", "trackId", "handedness", "presence"
+        "bbox", "score", "classId", "label", "keypoints", "trackId", "segmentation",
+        "handedness", "presence",
     }  # fmt: skip
     back = Detections.from_hands_js(found)
     assert back.to_json() == det.to_json()

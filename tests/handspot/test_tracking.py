@@ -164,11 +164,10 @@ def paced(world: World, every: int = 5, most: int = 10) -> tuple[list[Detections
 
 def test_the_detector_is_paced_by_how_well_the_tracks_hold():
     """Issue 28: while every hand holds, the interval doubles (5 -> 10, no further); a hand
-    coming in is found within that interval and the pace falls back to 5."""
+    coming in is found at the next detection and the pace falls back to 5. The pace for frame
+    i is the one after frame i - LAG (16) was tracked: the same whatever the loop's timing."""
     still = [(150, 240, 100), (450, 200, 110)]
-    frames = [still] * 40 + [[*still, (320, 400, 90)]] * 30
+    frames = [still] * 40 + [[*still, (320, 400, 90)]] * 40
     out, asked = paced(World(frames))
-    # steady from frame 5 on: the next interval 10 (the loop asks one detection ahead); the
-    # hand coming in at frame 40 is found there, and the pace falls back to 5
-    assert asked[:8] == [0, 5, 10, 20, 30, 40, 50, 55]
-    assert [len(d) for d in out] == [2] * 40 + [3] * 30
+    assert asked == [0, 5, 10, 15, 20, 30, 40, 50, 56, 61, 71]
+    assert [len(d) for d in out] == [2] * 40 + [3] * 40
