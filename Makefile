@@ -50,6 +50,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m detect.bench --codecs
 	$(BIN)/python -m detect.hands_bench
 	$(BIN)/python -m detect.masks_bench
+	$(BIN)/python -m detect.batch_bench
 	$(BIN)/python -m detect.tasks_bench
 	$(BIN)/python -m webexport.bench
 

@@ -25,7 +25,7 @@ from handspot.card import ModelCard
 from handspot.detections import Detections
 from handspot.detector import Detector
 from handspot.errors import UserError
-from handspot.landmarks import HandLandmarker, LandmarkOptions
+from handspot.landmarks import HandLandmarker, LandmarkModel, LandmarkOptions
 from handspot.masks import Masker, MaskOptions
 from handspot.options import option
 from handspot.profile import Profile
@@ -127,7 +127,7 @@ class HandDetectorOptions:
     def video_hook(
         self, fps: float, backends: Mapping[str, Backend] = BACKENDS,
         make_detector: Callable[[], Detector] | None = None, *, workers: int = 1,
-        profile: Profile | None = None,
+        profile: Profile | None = None, landmark_model: LandmarkModel | None = None,
     ) -> tuple[Hook, int]:  # fmt: skip
         """Video mode's per-frame hook and how often the loop runs the detector: the landmark
         stage's tracking (each hand's crop follows its keypoints; ``workers`` crops at once) or,
@@ -143,6 +143,7 @@ class HandDetectorOptions:
             workers=workers,
             profile=profile,
             masker=o.masker(),
+            model=landmark_model,
         )
         return tracker, tracker.detect_every
 

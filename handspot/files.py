@@ -27,14 +27,19 @@ def disk_full(e: BaseException) -> str | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True while process ``pid`` runs (or cannot be signalled by us)."""
+    """True while process ``pid`` runs (or cannot be signalled by us); a zombie, killed and not
+    yet reaped by its parent, runs no more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): it answered the signal
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def remove_stale(folder: Path, prefix: str) -> list[Path]:

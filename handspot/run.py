@@ -20,8 +20,10 @@ from pathlib import Path
 from handspot.api import HandDetectorOptions
 from handspot.backends import BACKENDS, Backend
 from handspot.calibrate import pick
+from handspot.detector import Detector
 from handspot.errors import UserError
 from handspot.files import output_target
+from handspot.landmarks import LandmarkModel
 from handspot.loop import run_multi, run_single
 from handspot.options import option
 from handspot.profile import Profile
@@ -123,13 +125,17 @@ class DetectOptions(HandDetectorOptions):
 
     def hook(
         self, fps: float, backends: Mapping[str, Backend] = BACKENDS, *, workers: int = 1,
-        profile: Profile | None = None,
+        profile: Profile | None = None, models: Models | None = None,
     ) -> tuple[Hook | None, int]:  # fmt: skip
-        """The per-frame hook these options ask for, and how often the detector runs."""
+        """The per-frame hook these options ask for, and how often the detector runs
+        (``models``: loaded once, reused)."""
         o = self.resolved()
         if not o.track:
             return None, 1
-        return o.video_hook(fps, backends, workers=workers, profile=profile)
+        if models is None:
+            return o.video_hook(fps, backends, workers=workers, profile=profile)
+        return o.video_hook(fps, backends, models.boxes_detector, workers=workers,
+                            profile=profile, landmark_model=models.landmarks)  # fmt: skip
 
     def sinks(self, fps: float, profile: Profile | None = None) -> list[Sink]:
         """The outputs asked for, in the order they are written: JSON, picture or video,
@@ -162,11 +168,41 @@ def writable(out: Path) -> None:
         raise UserError(f"cannot write {out}: {e.strerror or e}") from None
 
 
+class Models:
+    """A run's models, loaded once and kept for the runs that follow (a batch worker's, one
+    video after another, in one thread): each detector the options make, on first use, and
+    the landmark model."""
+
+    def __init__(self, options: DetectOptions, backends: Mapping[str, Backend] = BACKENDS):
+        self.options, self.backends = options.resolved(), backends
+        self._made: dict[tuple[bool, bool], Detector] = {}
+        self.landmarks = (
+            LandmarkModel(self.options.landmark_model) if self.options.landmarks else None
+        )
+
+    def detector(self, stage: bool, boxes_for: bool) -> Detector:
+        """``DetectOptions.detector_factory(stage=..., boxes_for=...)``'s detector, made once."""
+        key = (stage, boxes_for)
+        if key not in self._made:
+            make = self.options.detector_factory(stage=stage, boxes_for=boxes_for,
+                                                 backends=self.backends)  # fmt: skip
+            self._made[key] = make()
+        return self._made[key]
+
+    def boxes_detector(self) -> Detector:
+        """Video mode's detector: the boxes alone, the weaker ones kept."""
+        return self.detector(False, True)
+
+
 def detect(
-    options: DetectOptions, *, multi: bool = True, backends: Mapping[str, Backend] = BACKENDS
-) -> dict:
+    options: DetectOptions, *, multi: bool = True, backends: Mapping[str, Backend] = BACKENDS,
+    models: Models | None = None,
+) -> dict:  # fmt: skip
     """Run detection as ``options`` say: the multi-threaded loop (``options.num_workers``) or
-    the single-threaded one; returns the report (frames, seconds, fps, skipped, profile)."""
+    the single-threaded one; returns the report (frames, seconds, fps, skipped, profile).
+    ``models`` (single-threaded only): loaded once by ``Models.load`` for these options."""
+    if models is not None and multi:
+        raise ValueError("models loaded once serve the single-threaded loop only")
     options.check(backends)
     note = f"backend {options.backend} (--backend)" if options.backend else ""
     options = options.resolved()
@@ -182,14 +218,19 @@ def detect(
     )
     try:
         workers = options.num_workers if multi else 1
-        hook, every = options.hook(source.fps, backends, workers=workers, profile=profile)
+        hook, every = options.hook(source.fps, backends, workers=workers, profile=profile,
+                                   models=models)  # fmt: skip
         sinks = options.sinks(source.fps, profile)
     except BaseException:
         source.close()
         raise
-    make_detector = options.detector_factory(
-        stage=hook is None, boxes_for=bool(options.track), backends=backends
-    )
+    if models is not None:
+        loaded = models.detector(hook is None, bool(options.track))
+        make_detector = lambda: loaded  # noqa: E731
+    else:
+        make_detector = options.detector_factory(
+            stage=hook is None, boxes_for=bool(options.track), backends=backends
+        )
     run = functools.partial(run_multi, workers=options.num_workers) if multi else run_single
     report = run(make_detector, source, sinks, hook=hook, detect_every=every, profile=profile)
     report["backend"] = note
