@@ -310,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_bytes(args.out, json.dumps(done).encode())
         except UserError as e:
             return fail(str(e))
+        except OSError as e:
+            return fail(f"cannot write {args.out}: {e.strerror or e}")
         print(f"wrote {args.out}: {len(done)} annotated tasks")
         return 0
     try:

@@ -384,3 +384,17 @@ def test_a_cvat_label_listed_twice_is_one_class(tmp_path):
     path = tmp_path / "a.xml"
     path.write_text(f"<annotations><version>1.1</version>{meta}</annotations>")
     assert read_cvat(path)[0] == ["hand"]
+
+
+def test_from_coco_into_a_folder_that_cannot_be_written_is_one_error(photo, tmp_path):
+    _, _, (w, h) = photo
+    (tmp_path / "t.json").write_text(json.dumps([ls_task()]))
+    (tmp_path / "c.json").write_text(json.dumps(coco_doc(w, h)))
+    (tmp_path / "a_file").write_text("x")
+    done = subprocess.run(
+        [sys.executable, "-m", "prep.labelstudio", "from-coco", "--tasks", str(tmp_path / "t.json"),
+         "--coco", str(tmp_path / "c.json"), "--out", str(tmp_path / "a_file" / "e.json")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: cannot write") and done.stderr.count("\n") == 1
