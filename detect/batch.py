@@ -181,9 +181,22 @@ def pipeline_options(runner: str, beam_args: list[str]):
 
 def run_pipeline(options: BatchOptions, todo: dict[str, str], beam_args: list[str]) -> dict:
     """The inputs to do, through Beam, their rows merged into the summary; the run's Beam
-    counters (videos, frames, hands, failed)."""
-    import apache_beam as beam
+    counters (videos, frames, hands, failed). A runner that cannot run is one error."""
     from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        result = build_pipeline(options, todo, beam_args).run()
+        result.wait_until_finish()
+    except Exception as e:  # the runner's (an input's own failure is its row, never this)
+        why = (str(e).strip().splitlines() or [""])[-1][:300]
+        raise UserError(f"the {options.runner} could not run ({type(e).__name__}: {why})") from None
+    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    return {c.key.metric.name: c.committed for c in found}
+
+
+def build_pipeline(options: BatchOptions, todo: dict[str, str], beam_args: list[str]):
+    """Create the inputs, keep those not done, detect, gather the rows into the summary."""
+    import apache_beam as beam
 
     out = Path(options.out)
     p = beam.Pipeline(options=pipeline_options(options.runner, beam_args))
@@ -195,10 +208,7 @@ def run_pipeline(options: BatchOptions, todo: dict[str, str], beam_args: list[st
         | "rows" >> beam.combiners.ToList()
         | "summary" >> beam.Map(lambda found: write_rows(out, found))
     )
-    result = p.run()
-    result.wait_until_finish()
-    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    return {c.key.metric.name: c.committed for c in found}
+    return p
 
 
 def write_rows(out: Path, found: list[dict]) -> None:

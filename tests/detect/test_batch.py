@@ -135,3 +135,7 @@ def test_bad_arguments_are_one_error(tmp_path):
     (tmp_path / "a.avi").write_bytes(b"x")
     done = batch("--input", f"{tmp_path}/a.*", "--out", tmp_path / "out")
     assert done.returncode == 2 and "would both write a.jsonl" in done.stderr
+    done = batch("--input", f"{tmp_path}/a.mp4", "--out", tmp_path / "out", "--runner",
+                 "PrismRunner", "--prism_location", "/nonexistent/prism")  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "error: the PrismRunner could not run" in done.stderr
