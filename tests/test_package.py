@@ -51,7 +51,8 @@ def test_the_wheel_runs_without_tensorflow_and_finds_the_checkouts_hands(
     assert "handspot" in installed
     assert not installed & {"tensorflow", "tf-keras", "keras", "jax", "torch"}, installed
     print(f"site-packages: {site_packages_mb(venv):.0f} MB, {sorted(installed)}")
-    assert site_packages_mb(venv) < 330  # 302 MB measured: OpenCV 153, NumPy 71, LiteRT 59
+    assert site_packages_mb(venv) < 345  # 329 MB measured: OpenCV 152, NumPy 66, LiteRT 59,
+    # handspot 26 (the models: int8 and float networks, landmarks), pip and setuptools 21
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
