@@ -398,3 +398,16 @@ def test_from_coco_into_a_folder_that_cannot_be_written_is_one_error(photo, tmp_
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: cannot write") and done.stderr.count("\n") == 1
+
+
+def test_preannotate_masks_from_detections_without_masks_is_one_error(photo, tmp_path):
+    folder, name, _ = photo
+    path = tmp_path / "d.jsonl"
+    path.write_text(detect_line(0, file=name))
+    done = subprocess.run(
+        [sys.executable, "-m", "detect.preannotate", "--source", str(folder), "--detections",
+         str(path), "--masks", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "has no masks (segmentation)" in done.stderr and not (tmp_path / "o").exists()
