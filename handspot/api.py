@@ -20,12 +20,12 @@ import numpy as np
 
 from handspot.assets import LANDMARK_MODELS, SHIPPED_MODEL
 from handspot.backends import BACKENDS, Backend, check_backend, default_backend, load_detector
-from handspot.calibrate import forced_backend, pick
+from handspot.calibrate import forced_backend, pick, pick_landmarks
 from handspot.card import ModelCard
 from handspot.detections import Detections
 from handspot.detector import Detector
 from handspot.errors import UserError
-from handspot.landmarks import HandLandmarker, LandmarkModel, LandmarkOptions
+from handspot.landmarks import MODEL_HELP, HandLandmarker, LandmarkModel, LandmarkOptions
 from handspot.masks import Masker, MaskOptions
 from handspot.options import option
 from handspot.profile import Profile
@@ -56,9 +56,7 @@ class HandDetectorOptions:
         "model, one class named hand)",
         type=bool,
     )
-    landmark_model: str = option(
-        "lite", "landmark model: lite or full", choices=tuple(LANDMARK_MODELS)
-    )
+    landmark_model: str = option("auto", MODEL_HELP, choices=("auto", *LANDMARK_MODELS))
     mirrored: bool = option(False, "the frames are mirrored (a selfie view): left/right as is")
     masks: bool = option(
         False, "a mask for every hand: GrabCut seeded by its 21 keypoints (needs the landmark "
@@ -94,6 +92,8 @@ class HandDetectorOptions:
             o = replace(o, landmarks=labels == ["hand"])
         if o.backend is None:
             o = replace(o, backend=pick(o.model, o.threads)[0])
+        if o.landmarks and o.landmark_model == "auto":
+            o = replace(o, landmark_model=pick_landmarks(o.threads)[0])
         return o
 
     def landmark_options(self) -> LandmarkOptions:

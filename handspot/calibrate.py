@@ -2,13 +2,16 @@
 
 Which of a model's networks is faster depends on the CPU more than on anything else: the int8
 network is twice as fast as the float one where the CPU has AVX-512 VNNI (or AVX-VNNI, AMX), and
-slower than it on CPUs with AVX2 alone. So where nobody chose a backend, the runtime times the
+slower than it on CPUs with AVX2 alone; the same holds for the landmark stage's lite model and
+its int8 file. So where nobody chose a backend (or landmark model), the runtime times the
 candidates once (a short, interleaved calibration: a few invokes each), picks the faster, and
 keeps the choice in a cache file keyed by the CPU (model name, ISA), the LiteRT version, the
-files' contents and the thread count. ``--backend`` (or ``HANDSPOT_BACKEND``) overrides it.
+files' contents and the thread count. ``--backend`` (or ``HANDSPOT_BACKEND``) and
+``--landmark-model`` (or ``HANDSPOT_LANDMARKS``) override it.
 
     choice = fastest_backend("exported/hands_ssd320", threads=1)
     choice.backend, choice.ms, choice.cached
+    pick_landmarks(threads=1)   # ("lite_int8", "landmark model lite_int8: the fastest here ...")
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from handspot.assets import LANDMARK_MODELS, landmark_model
 from handspot.backends import BACKENDS, default_backend
 from handspot.errors import UserError
 from handspot.files import atomic_write_json
 
 CANDIDATES = ("tflite_raw", "tflite_raw_fp32")  # the raw networks: int8, float
+LANDMARK_CANDIDATES = ("lite", "lite_int8")  # float first: it stays on a tie
 ISA = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "neon",
        "asimddp", "sve")  # fmt: skip
 ROUNDS, INVOKES, WARMUP = 6, 2, 2  # interleaved rounds of invokes a candidate; warm-up invokes
-TIE = 0.05  # within 5% the first candidate (int8: smaller, the accuracy the card reports) stays
+TIE = 0.05  # within 5% the first candidate stays (int8 network: the accuracy the card reports)
 
 
 @dataclass
@@ -48,10 +53,10 @@ class Choice:
     cpu: str
     cached: bool = False
 
-    def describe(self) -> str:
+    def describe(self, what: str = "backend") -> str:
         times = ", ".join(f"{b} {ms:.1f} ms" for b, ms in self.ms.items())
         how = "cached" if self.cached else "calibrated now"
-        return f"backend {self.backend}: the fastest here ({times}; {self.cpu}; {how})"
+        return f"{what} {self.backend}: the fastest here ({times}; {self.cpu}; {how})"
 
 
 def cpu() -> str:
@@ -85,6 +90,17 @@ def fastest_backend(
     or timed now; None where fewer than two candidates are there (nothing to choose)."""
     backends = backends or BACKENDS
     files = {b: Path(model_dir) / backends[b].artifact for b in candidates if b in backends}
+    return fastest_file(files, threads)
+
+
+def fastest_landmarks(threads: int = 1) -> Choice | None:
+    """The landmark model (of ``LANDMARK_CANDIDATES``) that runs fastest here, as above."""
+    return fastest_file({v: landmark_model(v) for v in LANDMARK_CANDIDATES}, threads)
+
+
+def fastest_file(files: Mapping[str, Path], threads: int) -> Choice | None:
+    """The fastest of ``files`` (name -> file; those that exist) on this CPU, from the cache or
+    timed now; None where fewer than two exist. The first stays within ``TIE``."""
     files = {b: f for b, f in files.items() if f.is_file()}
     if len(files) < 2:
         return None
@@ -122,6 +138,30 @@ def pick(model_dir: str | Path, threads: int = 1) -> tuple[str, str]:
 @functools.lru_cache(maxsize=16)
 def _fastest(model_dir: str, threads: int) -> Choice | None:
     return fastest_backend(model_dir, threads)
+
+
+def forced_landmarks() -> str | None:
+    """``HANDSPOT_LANDMARKS``: a landmark model for every run that does not name one."""
+    forced = os.environ.get("HANDSPOT_LANDMARKS") or None
+    if forced is not None and forced not in LANDMARK_MODELS:
+        raise UserError(f"HANDSPOT_LANDMARKS={forced}: choose one of {sorted(LANDMARK_MODELS)}")
+    return forced
+
+
+def pick_landmarks(threads: int = 1) -> tuple[str, str]:
+    """The landmark model for a run that names none, and why (as ``pick``): the fastest of the
+    lite model and its int8 file here, once a process."""
+    if forced := forced_landmarks():
+        return forced, f"landmark model {forced} (HANDSPOT_LANDMARKS)"
+    return _landmarks(threads)
+
+
+@functools.lru_cache(maxsize=4)
+def _landmarks(threads: int) -> tuple[str, str]:
+    choice = fastest_landmarks(threads)
+    if choice is None:
+        return "lite", "landmark model lite (no int8 file)"
+    return choice.backend, choice.describe("landmark model")
 
 
 def cache_key(here: str, files: Mapping[str, Path], threads: int) -> str:

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from handspot.assets import LANDMARK_MODELS, landmark_model
+from handspot.calibrate import pick_landmarks
 from handspot.decode import nms
 from handspot.detections import Detections, box_iou
 from handspot.detector import Detector
@@ -118,11 +119,15 @@ class Hand:
 
 
 class LandmarkModel:
-    """MediaPipe's hand landmark model on LiteRT (``lite`` or ``full``), one crop at a time."""
+    """MediaPipe's hand landmark model on LiteRT (``lite``, ``full``, or ``lite_int8``, the lite
+    model quantized by ``pipelines.quantize_landmarks``; ``auto``: the faster of lite and
+    lite_int8 on this CPU, ``handspot.calibrate``), one crop at a time."""
 
-    def __init__(self, variant: str = "lite", num_threads: int = 1):
+    def __init__(self, variant: str = "auto", num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
+        if variant == "auto":
+            variant = pick_landmarks(num_threads)[0]
         if variant not in LANDMARK_MODELS:
             raise UserError(f"landmark model {variant!r}: choose one of {sorted(LANDMARK_MODELS)}")
         self.variant = variant
@@ -176,13 +181,19 @@ class LandmarkModel:
         return hand
 
 
+MODEL_HELP = (
+    "landmark model: lite, full, lite_int8 (lite quantized), or auto: HANDSPOT_LANDMARKS, else "
+    "the faster of lite and lite_int8 on this CPU, timed once and cached"
+)
+
+
 @dataclass(frozen=True)
 class LandmarkOptions:
     """The landmark stage and how its results are fused with the detector's. The defaults are
     the measured best on the held-out part of every shared source (README, "Keypoints,
     left/right and ids"; python -m detect.hands_bench)."""
 
-    model: str = option("lite", "landmark model: lite or full", choices=tuple(LANDMARK_MODELS))
+    model: str = option("auto", MODEL_HELP, choices=("auto", *LANDMARK_MODELS))
     passes: int = option(2, "crops a hand: 1 upright; 2 then turned by its keypoints")
     turn: float = option(15.0, "passes 2: only for hands the first pass finds turned this much")
     box_scale: float = option(1.5, "first crop: this many times the box's longer side")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from handspot.api import HandDetectorOptions
 from handspot.backends import BACKENDS, Backend
-from handspot.calibrate import pick
+from handspot.calibrate import pick, pick_landmarks
 from handspot.detector import Detector
 from handspot.errors import UserError
 from handspot.files import output_target
@@ -205,8 +205,12 @@ def detect(
         raise ValueError("models loaded once serve the single-threaded loop only")
     options.check(backends)
     note = f"backend {options.backend} (--backend)" if options.backend else ""
+    named = options.landmark_model != "auto"
     options = options.resolved()
-    note = note or pick(options.model, options.threads)[1]  # the line of its choice
+    note = note or pick(options.model, options.threads)[1]  # the lines of its choices
+    if options.landmarks:
+        note += "\n" + (f"landmark model {options.landmark_model} (--landmark-model)" if named
+                        else pick_landmarks(options.threads)[1])  # fmt: skip
     profile = Profile() if options.profile else None
     source = FrameSource(
         options.source,

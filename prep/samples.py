@@ -19,6 +19,25 @@ from prep.fixtures import HAND_TYPES, _struct_array
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_SAMPLE = SHARED / "egohands-4videos"
 WEBCAM = SHARED / "hands-webcam"
+HELD_OUT_VIDEO = "CARDS_LIVINGROOM_B_T"  # the EgoHands video the benches hold out
+WEBCAM_SETS = ("subhih-webcam", "asl-letters", "finger-gestures")
+
+
+def split_pictures(split: str, every: int = 1) -> list[Path]:
+    """Every ``every``-th picture of each shared source in ``split``: "test" is the held-out
+    EgoHands video and each webcam set's test split, "train" the other videos and train
+    splits (the sources split by video or by set, never by frame). Empty without the data."""
+    import json
+
+    videos = sorted(p for p in DEFAULT_SAMPLE.glob("*/") if p.is_dir())
+    videos = [v for v in videos if (v.name == HELD_OUT_VIDEO) == (split == "test")]
+    found = [p for v in videos for p in sorted(v.glob("*.jpg"))[::every]]
+    for name in WEBCAM_SETS:
+        path = WEBCAM / name / "annotations.json"
+        if path.is_file():
+            images = [im for im in json.loads(path.read_text())["images"] if im["split"] == split]
+            found += [WEBCAM / name / "images" / im["file_name"] for im in images[::every]]
+    return found
 
 
 def sample_frames(count: int, sample: Path = DEFAULT_SAMPLE, size=(1280, 720)) -> list:
@@ -72,7 +91,7 @@ def webcam_hands(count: int, root: Path = WEBCAM, pad: float = 0.25) -> list[np.
     import cv2
 
     per_set = []
-    for name in ("subhih-webcam", "asl-letters", "finger-gestures"):
+    for name in WEBCAM_SETS:
         folder = Path(root) / name
         if not (folder / "annotations.json").is_file():
             continue

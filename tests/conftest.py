@@ -11,6 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # The same network on every machine the suite runs on (the runtime would pick the faster of
 # int8 and float per CPU: tests/handspot/test_calibrate.py tests that choice).
 os.environ.setdefault("HANDSPOT_BACKEND", "tflite_raw")
+# Likewise the landmark stage's float lite model (tests/handspot/test_landmarks_int8.py tests
+# the int8 file, which the runtime picks where it is faster).
+os.environ.setdefault("HANDSPOT_LANDMARKS", "lite")
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLE = Path(

@@ -75,3 +75,30 @@ def test_a_model_with_one_network_has_nothing_to_choose(cache, tmp_path):
     (model / "litert" / "model_fp32.tflite").unlink()
     assert calibrate.fastest_backend(model) is None
     assert calibrate.pick(model) == ("tflite_raw", "backend tflite_raw (the model's only choice)")
+
+
+def test_the_landmark_model_is_the_faster_of_lite_and_its_int8_file(cache, monkeypatch):
+    monkeypatch.delenv("HANDSPOT_LANDMARKS", raising=False)
+    calibrate._landmarks.cache_clear()
+    first = calibrate.fastest_landmarks()
+    assert set(first.ms) == {"lite", "lite_int8"} and not first.cached
+    faster = min(first.ms, key=first.ms.get)
+    assert first.backend == ("lite" if first.ms[faster] >= 0.95 * first.ms["lite"] else faster)
+    assert calibrate.fastest_landmarks().cached
+    name, line = calibrate.pick_landmarks()
+    assert name == first.backend and line.startswith(f"landmark model {name}: the fastest here")
+    options = HandDetectorOptions(landmarks=True).resolved()
+    assert options.landmark_model == name
+    assert HandDetectorOptions(landmarks=False).resolved().landmark_model == "auto"  # not timed
+    calibrate._landmarks.cache_clear()
+
+
+def test_handspot_landmarks_overrides_the_landmark_choice(cache, monkeypatch):
+    monkeypatch.setenv("HANDSPOT_LANDMARKS", "full")
+    assert calibrate.pick_landmarks() == ("full", "landmark model full (HANDSPOT_LANDMARKS)")
+    assert HandDetectorOptions(landmarks=True).resolved().landmark_model == "full"
+    assert HandDetectorOptions(landmarks=True, landmark_model="lite").resolved().landmark_model \
+        == "lite"  # fmt: skip
+    monkeypatch.setenv("HANDSPOT_LANDMARKS", "nope")
+    with pytest.raises(UserError, match="HANDSPOT_LANDMARKS=nope: choose one of"):
+        calibrate.pick_landmarks()
