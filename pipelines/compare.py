@@ -9,7 +9,8 @@ Rows (``--rows``, default all): our model through each exported artifact (``save
 ``tfjs`` in Node, ``litertjs``: the demo page itself on LiteRT.js in headless Chromium,
 ``mediapipe`` / ``mediapipe_raw``: MediaPipe Tasks' ObjectDetector on ``model_int8.tflite`` /
 ``litert/model_int8.tflite``, the phones' runtime, in MediaPipe's environment),
-``landmarks`` (``tflite_raw`` followed by the landmark stage, handspot/landmarks.py),
+``landmarks`` / ``landmarks_int8`` (``tflite_raw`` followed by the landmark stage,
+handspot/landmarks.py, on the lite landmark model / its int8 file),
 ``mediapipe_hands`` (MediaPipe Hands' own palm + landmark pipeline in MediaPipe's environment,
 common/mediapipe_env.py: a box from each hand's keypoints, scored by its handedness confidence
 since the API gives no detection score) and ``handtrack`` (handtrack.js 0.1.5's
@@ -96,7 +97,8 @@ ROWS = {
     "litertjs": "ours, LiteRT.js int8 (Chromium page)",
     "mediapipe": "ours, int8 TFLite in MediaPipe Tasks",
     "mediapipe_raw": "ours, int8 raw TFLite in MediaPipe Tasks",
-    "landmarks": "ours, int8 raw TFLite + the landmark stage",
+    "landmarks": "ours, int8 raw TFLite + the landmark stage (lite)",
+    "landmarks_int8": "ours, int8 raw TFLite + the landmark stage (lite_int8)",
     "handtrack": "handtrack.js ssd320fpnlite",
     "mediapipe_hands": "MediaPipe Hands (palm + landmarks)",
 }
@@ -118,10 +120,12 @@ def make_detector(model: Path, row: str) -> Detector:
         from webexport.handtrack import HandtrackJSDetector
 
         return HandtrackJSDetector(score_threshold=0.01)
-    if row == "landmarks":
-        from handspot.landmarks import HandLandmarker
+    if row in ("landmarks", "landmarks_int8"):
+        from handspot.landmarks import HandLandmarker, LandmarkOptions
 
-        return HandLandmarker(load_detector(model, "tflite_raw", score_threshold=0.01))
+        options = LandmarkOptions(model="lite_int8" if row == "landmarks_int8" else "lite")
+        boxes = load_detector(model, "tflite_raw", score_threshold=0.01)
+        return HandLandmarker(boxes, options)
     if row == "mediapipe_hands":
         from pipelines.mediapipe_env import MediaPipeHands
 

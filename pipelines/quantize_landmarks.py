@@ -81,21 +81,20 @@ def stage_crops(pictures: list[Path], desc: str) -> np.ndarray:
 
     detector = load_detector(DEFAULT_MODEL, "tflite_raw", score_threshold=0.1)
     stage = HandLandmarker(detector, LandmarkOptions(model="lite"))
-    crops, crop = [], stage.model.crop
+    crops, run = [], stage.model.run
 
     def kept(image, roi):
-        patch = crop(image, roi)
-        crops.append(patch.astype(np.float16))
-        return patch
+        crops.append(stage.model.crop(image, roi).astype(np.float16))
+        return run(image, roi)
 
-    stage.model.crop = kept
+    stage.model.run = kept
     for path in tqdm(pictures, desc=desc, unit="picture"):
         bgr = cv2.imread(str(path))
         if bgr is None:
             continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for points in stage.detect(rgb).above(0.5).keypoints:
-            kept(rgb, Roi.from_keypoints(points))
+            crops.append(stage.model.crop(rgb, Roi.from_keypoints(points)).astype(np.float16))
     return np.stack(crops) if crops else np.zeros((0, 224, 224, 3), np.float16)
 
 

@@ -77,13 +77,16 @@
       ["ours litert int8 (1 thread)", { runtime: "litert" }],
       ["ours litert-threads fp32", { runtime: "litert-threads", precision: "fp32" }],
       ["ours litert-threads int8 + landmarks", { runtime: "litert-threads", landmarks: true }],
+      ["ours litert-threads int8 + landmarks lite_int8",
+       { runtime: "litert-threads", landmarks: { model: "lite_int8" } }],
     ];
     const contenders = [];
     for (const [name, o] of specs) {
       const det = await hands.load(Object.assign({ model: "model/" }, o));
       // with the landmark stage, a video is tracked (the crops follow the hands)
       const opts = { track: video && Boolean(o.landmarks) };
-      contenders.push({ name, detail: det.detail + (o.landmarks ? ", landmarks lite" : ""),
+      const lm = o.landmarks && (o.landmarks.model || det.landmarks.model);
+      contenders.push({ name, detail: det.detail + (lm ? `, landmarks ${lm}` : ""),
                         fn: (s) => det.detect(s, opts) });
     }
     if (p.get("htj")) {
