@@ -180,6 +180,15 @@ class _MultiThreaded:
         draw = self.hook is None and self.writer.needs_picture
         return det, self.writer.annotate(frame, det) if draw else None
 
+    def submit(self, frame: Frame, due: bool) -> cf.Future:
+        """The frame's work on the pool; a frame the detector skips with a hook after it has
+        none there (its result is ready now: no thread woken for nothing)."""
+        if due or self.hook is None:
+            return self.pool.submit(self.detect, frame, due)
+        ready: cf.Future = cf.Future()
+        ready.set_result((None, None))
+        return ready
+
     def capture(self) -> None:
         try:
             for frame in self.source:
@@ -189,7 +198,7 @@ class _MultiThreaded:
                 if self.stop.is_set():
                     return
                 due = self.due(frame.index)  # asked in frame order
-                self.submitted.put((frame, self.pool.submit(self.detect, frame, due)))
+                self.submitted.put((frame, self.submit(frame, due)))
         except BaseException as e:  # raised again by run
             self.errors.append(e)
         finally:

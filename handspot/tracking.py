@@ -252,31 +252,35 @@ class HandTracker:
 
 class _Crops:
     """The landmark model on several crops of one frame: in turn with one worker; with more,
-    at once on a pool of threads, a model each (LiteRT lets go of the GIL while it runs)."""
+    ``workers`` at once, the calling thread taking its share and a pool of ``workers - 1``
+    threads the rest, a model each (LiteRT lets go of the GIL while it runs)."""
 
     def __init__(self, model: LandmarkModel, variant: str, workers: int):
-        self.model, self.variant = model, variant
+        self.model, self.variant, self.workers = model, variant, workers
         self._pool, self._mine = None, threading.local()
         if workers > 1:
-            self._pool = cf.ThreadPoolExecutor(workers, "landmarks", initializer=self._own)
+            self._pool = cf.ThreadPoolExecutor(workers - 1, "landmarks", initializer=self._own)
 
     def _own(self) -> None:
         self._mine.model = LandmarkModel(self.variant)
 
-    def _run(self, image: np.ndarray, roi: Roi) -> Hand:
-        return self._mine.model.run(image, roi)
-
     def run(self, image: np.ndarray, rois: list[Roi]) -> list[Hand]:
-        if self._pool is None or len(rois) < 2:
-            return [self.model.run(image, roi) for roi in rois]
-        return list(self._pool.map(self._run, [image] * len(rois), rois))
+        return self.each(lambda roi: self.model.run(image, roi), rois,
+                         lambda roi: self._mine.model.run(image, roi))  # fmt: skip
 
-    def each(self, work: Callable, items) -> list:
-        """``work(item)`` for every item, at once on the pool where there is one."""
+    def each(self, work: Callable, items, pooled: Callable | None = None) -> list:
+        """``work(item)`` for every item; with a pool, the items dealt into ``workers``
+        shares, this thread running the first and the pool the others (``pooled(item)``
+        there, where given: the pool's threads keep their own model)."""
         items = list(items)
         if self._pool is None or len(items) < 2:
             return [work(item) for item in items]
-        return list(self._pool.map(work, items))
+        k = min(self.workers, len(items))
+        pooled = pooled or work
+        shares = [self._pool.submit(lambda i: [pooled(x) for x in items[i::k]], i)
+                  for i in range(1, k)]  # fmt: skip
+        done = [[work(x) for x in items[0::k]], *(f.result() for f in shares)]
+        return [done[j % k][j // k] for j in range(len(items))]
 
     def close(self) -> None:
         if self._pool is not None:

@@ -171,3 +171,26 @@ def test_the_detector_is_paced_by_how_well_the_tracks_hold():
     out, asked = paced(World(frames))
     assert asked == [0, 5, 10, 15, 20, 30, 40, 50, 56, 61, 71]
     assert [len(d) for d in out] == [2] * 40 + [3] * 40
+
+
+@pytest.mark.parametrize("workers,items", [(1, 5), (2, 1), (2, 2), (2, 5), (3, 7), (4, 2)])
+def test_crops_of_a_frame_come_back_in_order_whoever_ran_them(workers, items):
+    import threading
+
+    from handspot.tracking import _Crops
+
+    crops = _Crops(model=None, variant="lite", workers=workers)
+    ran_on = []
+
+    def work(x):
+        ran_on.append(threading.current_thread().name)
+        return x * 10
+
+    try:
+        assert crops.each(work, range(items)) == [10 * x for x in range(items)]
+    finally:
+        crops.close()
+    threads = set(ran_on)
+    assert threading.current_thread().name in threads  # this thread takes its share
+    shared = workers > 1 and items > 1  # then the pool runs the other shares
+    assert (2 if shared else 1) <= len(threads) <= min(workers, items)
