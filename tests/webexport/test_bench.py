@@ -24,7 +24,7 @@ def test_bench_interleaves_every_runtime_and_handtrack_in_one_page(handtrackjs_p
         "ours litert int8 (1 thread)",
         "ours litert-threads fp32",
         "ours litert-threads int8 + landmarks",
-        "ours litert-threads int8 + landmarks lite_int8",
+        "ours litert-threads int8 + landmarks lite (float)",
         "handtrack.js ssd320fpnlite",
     ]
     for mode in ("detect_ms", "video_fps", "moving_fps"):
@@ -34,7 +34,8 @@ def test_bench_interleaves_every_runtime_and_handtrack_in_one_page(handtrackjs_p
     details = {r["name"]: r["detail"] for r in results["detect_ms"]["rows"]}
     assert "threads" in details["ours litert-threads int8"]
     assert "1 thread," in details["ours litert int8 (1 thread)"]
-    assert details["ours litert-threads int8 + landmarks lite_int8"].endswith("landmarks lite_int8")
+    assert details["ours litert-threads int8 + landmarks"].endswith("landmarks lite_int8")
+    assert details["ours litert-threads int8 + landmarks lite (float)"].endswith("landmarks lite")
     assert results["detect_ms"]["isolated"] is True
     printed = table(results)
     assert printed.count("| handtrack.js ssd320fpnlite |") == 3

@@ -270,12 +270,13 @@ def test_page_gives_keypoints_and_left_right_as_python_does(shipped_page, tmp_pa
     left/right Python finds, drops the face box the detector alone keeps, and calls the hand of
     the mirror image the other one."""
     from common.paths import DEFAULT_MODEL
-    from handspot.landmarks import HandLandmarker
+    from handspot.landmarks import HandLandmarker, LandmarkOptions
 
     url, image = shipped_page
     found, state = page_state(url, "", tmp_path / "page.png")
-    assert "keypoints: lite" in state["status"]
-    python = HandLandmarker(load_detector(DEFAULT_MODEL, "tflite_raw", score_threshold=0.1))
+    assert "keypoints: lite_int8" in state["status"]  # the page's file: faster in wasm
+    boxes = load_detector(DEFAULT_MODEL, "tflite_raw", score_threshold=0.1)
+    python = HandLandmarker(boxes, LandmarkOptions(model="lite_int8"))
     ref = python.detect(image).above(0.5)
     assert len(found) == len(ref) == 1, (found, ref)
     assert found.data["handedness"].tolist() == ref.data["handedness"].tolist() == ["left"]

@@ -77,8 +77,8 @@
       ["ours litert int8 (1 thread)", { runtime: "litert" }],
       ["ours litert-threads fp32", { runtime: "litert-threads", precision: "fp32" }],
       ["ours litert-threads int8 + landmarks", { runtime: "litert-threads", landmarks: true }],
-      ["ours litert-threads int8 + landmarks lite_int8",
-       { runtime: "litert-threads", landmarks: { model: "lite_int8" } }],
+      ["ours litert-threads int8 + landmarks lite (float)",
+       { runtime: "litert-threads", landmarks: { model: "lite" } }],
     ];
     const contenders = [];
     for (const [name, o] of specs) {

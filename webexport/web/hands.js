@@ -128,8 +128,10 @@
   const CROP = 224;
   const Z_SCALE = 0.4;  // MediaPipe's normalize_z for hands
   const PALM = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18];
-  const LANDMARKS = {  // handspot/landmarks.py LandmarkOptions' defaults (the measured best)
-    model: "lite", passes: 2, turn: 15, boxScale: 1.5, presence: 0.5, floor: 0.3, box: "blend",
+  // handspot/landmarks.py LandmarkOptions' defaults (the measured best); the model: lite_int8,
+  // which LiteRT.js runs faster than lite in wasm (python -m webexport.bench)
+  const LANDMARKS = {
+    model: "lite_int8", passes: 2, turn: 15, boxScale: 1.5, presence: 0.5, floor: 0.3, box: "blend",
     pad: 0.15, blend: 0.3, replaceIou: 0.3, drop: false, nmsIou: 0.5, minScore: 0.1,
     mirrored: false,
   };
@@ -631,7 +633,7 @@
   // options: model (folder URL), runtime ("auto" or one of RUNTIMES), precision ("int8" |
   // "fp32", LiteRT.js), variant (TF.js model.json path under the model folder), vendor, params;
   // landmarks (true, "auto": on for a one-class hand model, or options as handspot/landmarks.py's:
-  // {model: "lite" | "full", mirrored, ...}) loads the landmark stage on LiteRT.js.
+  // {model: "lite_int8" | "lite" | "full", mirrored, ...}) loads the landmark stage on LiteRT.js.
   async function load(options) {
     const o = Object.assign({ model: "model/", runtime: "auto", vendor: "vendor/" }, options || {});
     const base = new URL(o.model, location.href);
