@@ -12,14 +12,15 @@ MediaPipe Hands, and how steady the ids are.
   moment, so tracking finds its hands gone and looks again), and the moving-hands clip with 2
   and with 4 hands (a video's continuity); modes: boxes only, --landmarks --no-track (every
   frame on its own), --landmarks --track (video mode, the default for a video: the crops
-  follow the hands, the detector paced by how well they hold) and --no-landmarks --track
-  (ByteTrack), as separate processes, and MediaPipe Hands (video mode, lite, up to 4 hands)
+  follow the hands, the detector paced by how well they hold; the landmark file the runtime
+  picks here), the same on the float lite file, and --no-landmarks --track (ByteTrack), as
+  separate processes, and MediaPipe Hands (video mode, lite, up to 4 hands)
   on the same file in its own process, decoding included, interleaved round by round (one
   warm-up round dropped);
 - keypoints against MediaPipe Hands' own pipeline (in MediaPipe's environment) on held-out
-  frames of every shared source where both find the hand (box IoU >= 0.5): PCK@0.1 (a keypoint
-  within 0.1 of the hand's size, the longer side of MediaPipe's keypoint box) and handedness
-  agreement;
+  frames of every shared source, on the lite file and its int8 one, where both find the hand
+  (box IoU >= 0.5): PCK@0.1 (a keypoint within 0.1 of the hand's size, the longer side of
+  MediaPipe's keypoint box) and handedness agreement;
 - ids on a clip of held-out webcam hands moving over a real background (prep.samples): id
   switches per 100 frames, and the share of hand-frames found;
 - left/right along tracks on that clip (2 and 4 hands) and on each EgoHands video's labelled
