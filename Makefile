@@ -52,6 +52,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m detect.masks_bench
 	$(BIN)/python -m detect.batch_bench
 	$(BIN)/python -m detect.tasks_bench
+	if command -v valgrind >/dev/null; then $(BIN)/python -m detect.avx2_count; fi
 	$(BIN)/python -m webexport.bench
 
 wheel: $(STAMP)
