@@ -8,7 +8,7 @@ kernels an AVX2-only CPU runs; callgrind counts the instructions inside ``Interp
 (the first invoke dropped: one run with 1 invoke, one with 1 + ``--invokes``, subtracted).
 Counts, not seconds: the same on every run, and on these kernels they follow time (the 320
 network against MediaPipe's palm detector: 2.34x in instructions here, 2.3x in ms measured on
-an AVX2-only EPYC). About 40 s a file; needs valgrind (Debian's package).
+an AVX2-only EPYC). One to two minutes a file; needs valgrind (Debian's package).
 """
 
 from __future__ import annotations

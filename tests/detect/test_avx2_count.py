@@ -1,5 +1,5 @@
 """detect.avx2_count: its worker runs each file, its table, and one error line without valgrind
-(the counting itself, about 40 s a file under valgrind, is the bench's, not the suite's)."""
+(the counting itself, a minute or two a file under valgrind, is the bench's, not the suite's)."""
 
 from __future__ import annotations
 
