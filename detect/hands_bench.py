@@ -50,7 +50,7 @@ from common.paths import DEFAULT_MODEL
 from handspot.detections import box_iou
 from handspot.errors import UserError, fail
 from handspot.sources import schedule
-from prep.samples import DEFAULT_SAMPLE, WEBCAM
+from prep.samples import DEFAULT_SAMPLE, HELD_OUT_VIDEO, WEBCAM, WEBCAM_SETS
 
 VIDEOS = (
     "EgoHands frames (a new moment each frame)",
@@ -187,11 +187,10 @@ def held_out_frames(per_source: int) -> dict[str, list[np.ndarray]]:
     import cv2
 
     out: dict[str, list[np.ndarray]] = {}
-    ego = sorted((DEFAULT_SAMPLE / "CARDS_LIVINGROOM_B_T").glob("*.jpg"))[::3][:per_source]
+    ego = sorted((DEFAULT_SAMPLE / HELD_OUT_VIDEO).glob("*.jpg"))[::3][:per_source]
     if ego:
         out["ego"] = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in ego]
-    for name, folder in (("subhih", "subhih-webcam"), ("asl", "asl-letters"),
-                         ("fingers", "finger-gestures")):  # fmt: skip
+    for name, folder in zip(("subhih", "asl", "fingers"), WEBCAM_SETS, strict=True):
         path = WEBCAM / folder / "annotations.json"
         if not path.is_file():
             continue
@@ -208,16 +207,16 @@ def agreement(model: Path, frames: dict[str, list[np.ndarray]]) -> dict[str, dic
     from pipelines.backends import load_detector
     from pipelines.mediapipe_env import MediaPipeHands
 
+    boxes = load_detector(model, "tflite_raw", score_threshold=0.1)
+    stages = {v: HandLandmarker(boxes, LandmarkOptions(model=v)) for v in ("lite", "lite_int8")}
     out = {}
     with MediaPipeHands() as theirs:
         for name, images in frames.items():
-            found = [
-                theirs.detect(im) for im in tqdm(images, desc=f"MediaPipe {name}", leave=False)
-            ]
-            for variant in ("lite", "lite_int8"):
-                boxes = load_detector(model, "tflite_raw", score_threshold=0.1)
-                ours = HandLandmarker(boxes, LandmarkOptions(model=variant))
-                mine = [ours.detect(im).above(0.5) for im in images]
+            pictures = tqdm(images, desc=f"MediaPipe {name}", leave=False)
+            found = [theirs.detect(im) for im in pictures]
+            pairs = [(im, boxes.detect(im)) for im in images]  # once, refined by each file
+            for variant, ours in stages.items():
+                mine = [ours.refine(im, d).above(0.5) for im, d in pairs]
                 out[f"{name}, {variant}"] = {"images": len(images), **_agree(mine, found)}
     return out
 

@@ -36,7 +36,7 @@ from handspot.calibrate import cpu
 from handspot.detections import box_iou
 from handspot.errors import UserError, fail
 from handspot.masks import Masker, MaskOptions
-from prep.samples import DEFAULT_SAMPLE, WEBCAM
+from prep.samples import DEFAULT_SAMPLE, HELD_OUT_VIDEO, WEBCAM, WEBCAM_SETS
 
 VARIANTS = {
     "grabcut (default)": MaskOptions(),
@@ -60,13 +60,13 @@ def labelled_frames(per_source: int) -> dict[str, list[tuple[np.ndarray, np.ndar
         boxes: dict[str, list] = {}
         with open(csv_path) as f:
             for row in csv.DictReader(f):
-                if row["filename"].startswith("CARDS_LIVINGROOM_B_T/"):
+                if row["filename"].startswith(f"{HELD_OUT_VIDEO}/"):
                     box = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
                     boxes.setdefault(row["filename"], []).append(box)
         names = sorted(boxes)[::2][:per_source]
         out["ego (first person)"] = [(read(DEFAULT_SAMPLE / n), np.array(boxes[n])) for n in names]
-    for name, folder in (("subhih (webcam)", "subhih-webcam"), ("asl (signs)", "asl-letters"),
-                         ("fingers (phone)", "finger-gestures")):  # fmt: skip
+    names = ("subhih (webcam)", "asl (signs)", "fingers (phone)")
+    for name, folder in zip(names, WEBCAM_SETS, strict=True):
         path = WEBCAM / folder / "annotations.json"
         if not path.is_file():
             continue

@@ -126,8 +126,10 @@ def webcam_held_out(webcam_root) -> list:
 
     import cv2
 
+    from prep.samples import WEBCAM_SETS
+
     frames = []
-    for folder in ("subhih-webcam", "asl-letters", "finger-gestures"):
+    for folder in WEBCAM_SETS:
         coco = json.loads((webcam_root / folder / "annotations.json").read_text())
         test = [im for im in coco["images"] if im["split"] == "test"][::9][:4]
         for im in test:
