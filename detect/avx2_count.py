@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from common.paths import DEFAULT_MODEL
@@ -46,16 +45,10 @@ def files(model: Path) -> dict[str, Path]:
 
 
 def invoke(path: Path, invokes: int) -> None:
-    """The worker: load ``path``, invoke it 1 + ``invokes`` times on seeded pixels."""
-    from ai_edge_litert.interpreter import Interpreter
+    """The worker: load ``path``, invoke it 1 + ``invokes`` times on a fixed random input."""
+    from detect.bench import Invoker
 
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    spec = it.get_input_details()[0]
-    pixels = np.random.default_rng(0).integers(0, 255, spec["shape"])
-    it.set_tensor(spec["index"], pixels.astype(spec["dtype"]))
-    for _ in range(1 + invokes):
-        it.invoke()
+    Invoker(path).turn(1 + invokes, keep=False)
 
 
 def counted(path: Path, invokes: int, work: Path) -> int:
