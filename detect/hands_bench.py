@@ -13,7 +13,8 @@ MediaPipe Hands, and how steady the ids are.
   and with 4 hands (a video's continuity); modes: boxes only, --landmarks --no-track (every
   frame on its own), --landmarks --track (video mode, the default for a video: the crops
   follow the hands, the detector paced by how well they hold; the landmark file the runtime
-  picks here), the same on the float lite file, and --no-landmarks --track (ByteTrack), as
+  picks here), the same on the float lite file, --no-landmarks --track (ByteTrack), and boxes
+  only and video mode on the float files an AVX2-only CPU runs (against each other), as
   separate processes, and MediaPipe Hands (video mode, lite, up to 4 hands)
   on the same file in its own process, decoding included, interleaved round by round (one
   warm-up round dropped);
@@ -58,12 +59,26 @@ VIDEOS = (
     "moving clip, 4 hands (continuous)",
 )
 MEDIAPIPE = "MediaPipe Hands (video mode, lite, up to 4 hands)"
+FLOAT_BOXES = "boxes, float files (an AVX2-only CPU's pick)"
+FLOAT_VIDEO = "landmarks + track, float files"
+FLOATS = (FLOAT_BOXES, FLOAT_VIDEO)  # against boxes on the float files
 MODES = {
     "boxes": ["--no-landmarks", "--no-track"],
     "landmarks": ["--landmarks", "--no-track"],
     "landmarks + track (video; the default)": ["--landmarks", "--track"],
     "landmarks lite (float) + track": ["--landmarks", "--track", "--landmark-model", "lite"],
     "track (ByteTrack)": ["--no-landmarks", "--track"],
+    # what the runtime picks on a CPU without VNNI (AVX2 only; python -m detect.avx2_count):
+    # the float detector and the float landmark file, each mode against boxes on those files
+    FLOAT_BOXES: ["--no-landmarks", "--no-track", "--backend", "tflite_raw_fp32"],
+    FLOAT_VIDEO: [
+        "--landmarks",
+        "--track",
+        "--backend",
+        "tflite_raw_fp32",
+        "--landmark-model",
+        "lite",
+    ],
 }
 
 
@@ -344,11 +359,11 @@ def table(result: dict) -> str:
         lines.append("")
     if "fps" in result:
         lines += ["detect_multi_threaded, 1280x720, JSON written, 2 workers, interleaved",
-                  "", "| video | mode | median FPS | IQR | vs boxes |",
+                  "", "| video | mode | median FPS | IQR | vs boxes on the same files |",
                   "|---|---|---|---|---|"]  # fmt: skip
         for video, modes in result["fps"].items():
-            base = statistics.median(modes["boxes"])
             for name, v in modes.items():
+                base = statistics.median(modes[FLOAT_BOXES if name in FLOATS else "boxes"])
                 med, q1, q3 = quartiles(v)
                 lines.append(
                     f"| {video} | {name} | {med:.1f} | {q1:.1f}-{q3:.1f} | {med / base:.2f} |"

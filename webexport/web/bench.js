@@ -6,6 +6,7 @@
 //                 the browser, resize, model, NMS, boxes drawn on a canvas); the contender with
 //                 the landmark stage tracks the hands (its detector every 5 frames)
 //   ?htj=<model.json> handtrack.js's graph; &rounds=, &reps= (calls per turn), &warmup=
+//   &also=<model folder>&alsoName=<row name>: a second model, boxes only
 // Results land in window.benchResult.
 (async function () {
   "use strict";
@@ -80,13 +81,17 @@
       ["ours litert-threads int8 + landmarks lite (float)",
        { runtime: "litert-threads", landmarks: { model: "lite" } }],
     ];
+    if (p.get("also")) {  // a second model (e.g. the family's smallest), boxes only
+      specs.push([p.get("alsoName"), { runtime: "litert-threads", model: p.get("also") }]);
+    }
     const contenders = [];
     for (const [name, o] of specs) {
       const det = await hands.load(Object.assign({ model: "model/" }, o));
       // with the landmark stage, a video is tracked (the crops follow the hands)
       const opts = { track: video && Boolean(o.landmarks) };
       const lm = o.landmarks && (o.landmarks.model || det.landmarks.model);
-      contenders.push({ name, detail: det.detail + (lm ? `, landmarks ${lm}` : ""),
+      const size = o.model ? `, input ${det.rt.width}x${det.rt.height}` : "";
+      contenders.push({ name, detail: det.detail + size + (lm ? `, landmarks ${lm}` : ""),
                         fn: (s) => det.detect(s, opts) });
     }
     if (p.get("htj")) {
