@@ -269,18 +269,27 @@ class _Crops:
                          lambda roi: self._mine.model.run(image, roi))  # fmt: skip
 
     def each(self, work: Callable, items, pooled: Callable | None = None) -> list:
-        """``work(item)`` for every item; with a pool, the items dealt into ``workers``
-        shares, this thread running the first and the pool the others (``pooled(item)``
-        there, where given: the pool's threads keep their own model)."""
+        """``work(item)`` for every item, in order; with a pool, this thread and up to
+        ``workers - 1`` of the pool's take the items one at a time until none is left
+        (``pooled(item)`` there, where given: the pool's threads keep their own model), so a
+        pool thread slow to start leaves its items to this one instead of being waited for."""
         items = list(items)
         if self._pool is None or len(items) < 2:
             return [work(item) for item in items]
-        k = min(self.workers, len(items))
-        pooled = pooled or work
-        shares = [self._pool.submit(lambda i: [pooled(x) for x in items[i::k]], i)
-                  for i in range(1, k)]  # fmt: skip
-        done = [[work(x) for x in items[0::k]], *(f.result() for f in shares)]
-        return [done[j % k][j // k] for j in range(len(items))]
+        done: list = [None] * len(items)
+        taken = itertools.count()  # next() on it is atomic: each item is taken once
+
+        def take(run: Callable) -> None:
+            while (i := next(taken)) < len(items):
+                done[i] = run(items[i])
+
+        helpers = [self._pool.submit(take, pooled or work)
+                   for _ in range(min(self.workers, len(items)) - 1)]  # fmt: skip
+        take(work)
+        for helper in helpers:
+            if not helper.cancel():  # started: it may be running an item
+                helper.result()
+        return done
 
     def close(self) -> None:
         if self._pool is not None:

@@ -181,16 +181,22 @@ def test_crops_of_a_frame_come_back_in_order_whoever_ran_them(workers, items):
 
     crops = _Crops(model=None, variant="lite", workers=workers)
     ran_on = []
+    want = min(workers, items)  # threads that can take items at once
+    all_in = threading.Event()
 
-    def work(x):
+    def slow(x):  # an item holds its thread until every thread that can has one (or 5 s)
         ran_on.append(threading.current_thread().name)
+        if len(set(ran_on)) == want:
+            all_in.set()
+        all_in.wait(5)
         return x * 10
 
     try:
-        assert crops.each(work, range(items)) == [10 * x for x in range(items)]
+        assert crops.each(slow, range(items)) == [10 * x for x in range(items)]
+        threads = set(ran_on)
+        quick = crops.each(lambda x: -x, range(items))  # whoever takes them, in order
     finally:
         crops.close()
-    threads = set(ran_on)
-    assert threading.current_thread().name in threads  # this thread takes its share
-    shared = workers > 1 and items > 1  # then the pool runs the other shares
-    assert (2 if shared else 1) <= len(threads) <= min(workers, items)
+    assert quick == [-x for x in range(items)]
+    assert threading.current_thread().name in threads  # this thread takes items too
+    assert len(threads) == want  # and, items being slow, the pool's threads at once
