@@ -62,6 +62,7 @@ MEDIAPIPE = "MediaPipe Hands (video mode, lite, up to 4 hands)"
 FLOAT_BOXES = "boxes, float files (an AVX2-only CPU's pick)"
 FLOAT_VIDEO = "landmarks + track, float files"
 FLOATS = (FLOAT_BOXES, FLOAT_VIDEO)  # against boxes on the float files
+FLOAT_FILES = ["--backend", "tflite_raw_fp32", "--landmark-model", "lite"]
 MODES = {
     "boxes": ["--no-landmarks", "--no-track"],
     "landmarks": ["--landmarks", "--no-track"],
@@ -70,15 +71,8 @@ MODES = {
     "track (ByteTrack)": ["--no-landmarks", "--track"],
     # what the runtime picks on a CPU without VNNI (AVX2 only; python -m detect.avx2_count):
     # the float detector and the float landmark file, each mode against boxes on those files
-    FLOAT_BOXES: ["--no-landmarks", "--no-track", "--backend", "tflite_raw_fp32"],
-    FLOAT_VIDEO: [
-        "--landmarks",
-        "--track",
-        "--backend",
-        "tflite_raw_fp32",
-        "--landmark-model",
-        "lite",
-    ],
+    FLOAT_BOXES: ["--no-landmarks", "--no-track", *FLOAT_FILES],
+    FLOAT_VIDEO: ["--landmarks", "--track", *FLOAT_FILES],
 }
 
 
