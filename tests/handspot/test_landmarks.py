@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
 from handspot.detections import Detections
-from handspot.landmarks import SIZE, Hand, LandmarkOptions, Roi, fuse
+from handspot.landmarks import SIZE, Hand, LandmarkOptions, Roi, crop_pixels, fuse
 
 
 def upright_hand(cx=100.0, cy=100.0, scale=1.0) -> np.ndarray:
@@ -42,6 +43,23 @@ def test_a_crop_and_its_inverse_map_back_and_forth(angle):
     np.testing.assert_allclose(image[4], [50, 80], atol=1e-9)  # the centre
     np.testing.assert_allclose(np.linalg.norm(image[1] - image[0]), 112, atol=1e-9)
     np.testing.assert_allclose(image @ back[:, :2].T + back[:, 2], corners, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "roi",
+    [Roi(300, 200, 150, 0.4), Roi(20, 30, 200, -2.0), Roi(630, 470, 90, math.pi / 4),
+     Roi(900, 900, 100, 0.0), Roi(320, 240, 2000, 0.3)],
+    ids=["inside", "over the corner", "at the far corner", "off the image", "larger than it"],
+)  # fmt: skip
+def test_a_crop_from_the_copied_pixels_is_the_crop_from_the_whole_image(roi):
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)
+    whole = cv2.warpAffine(image, roi.image_to_crop(), (SIZE, SIZE), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
+    got = crop_pixels(image, roi)
+    assert got.shape == (SIZE, SIZE, 3)
+    # the same pixels but for fixed-point rounding (one level at most)
+    assert np.abs(got.astype(int) - whole).max() <= 1
+    assert np.mean(got != whole) < 0.05
 
 
 @pytest.mark.parametrize("degrees", [0, 30, 90, -60, 180])
