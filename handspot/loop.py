@@ -137,8 +137,10 @@ def run_multi(
     results in frame order and writes them. With a hook, this thread runs it in frame order,
     hands the drawing of its result back to the pool, and a writer thread writes the pictures
     in order (so the hook and the encoding overlap). At most ``3 * workers`` frames are in
-    flight, so memory stays flat. Ctrl-C (or a closed window) stops the capture, drops what
-    is queued and closes the outputs. ``detect_every`` as in ``run_single``."""
+    flight, so memory stays flat; a hook with ``read_ahead`` (video mode's tracking) is told
+    of each frame as it is read, so its crops can run ahead. Ctrl-C (or a closed window)
+    stops the capture, drops what is queued and closes the outputs. ``detect_every`` as in
+    ``run_single``."""
     run = _MultiThreaded(make_detector, source, sinks, max(1, workers), hook, detect_every, profile)
     return run.run()
 
@@ -151,6 +153,7 @@ class _MultiThreaded:
     def __init__(self, make_detector, source, sinks, workers, hook, detect_every, profile):
         self.source, self.hook, self.profile = source, hook, profile
         self.due = schedule(hook, detect_every)
+        self.read_ahead = getattr(hook, "read_ahead", None)  # video mode's crops run ahead
         self.workers = workers
         detectors = [make_detector() for _ in range(workers)]
         self._mine, self._lock = threading.local(), threading.Lock()
@@ -198,6 +201,8 @@ class _MultiThreaded:
                 if self.stop.is_set():
                     return
                 due = self.due(frame.index)  # asked in frame order
+                if self.read_ahead is not None:
+                    self.read_ahead(frame)
                 self.submitted.put((frame, self.submit(frame, due)))
         except BaseException as e:  # raised again by run
             self.errors.append(e)

@@ -200,3 +200,80 @@ def test_crops_of_a_frame_come_back_in_order_whoever_ran_them(workers, items):
     assert quick == [-x for x in range(items)]
     assert threading.current_thread().name in threads  # this thread takes items too
     assert len(threads) == want  # and, items being slow, the pool's threads at once
+
+
+class Filmed(World):
+    """The scripted world on film: each image carries its frame's index (its first pixels), so
+    the stand-in landmark model answers from the image it is given, on any thread, and, as
+    the real one, a little differently for another crop of one hand; it counts the crops run
+    on frames the tracking has not reached yet."""
+
+    def __init__(self, frames):
+        super().__init__(frames)
+        self.ahead = self.runs = 0
+
+    def image(self, index: int) -> np.ndarray:
+        image = np.zeros((480, 640, 3), np.uint8)
+        image.reshape(-1)[:2] = divmod(index, 256)
+        return image
+
+    def run(self, image, roi: Roi) -> Hand:
+        index = 256 * int(image.reshape(-1)[0]) + int(image.reshape(-1)[1])
+        self.ahead += index > self.now
+        self.runs += 1
+        for x, y, s in self.frames[index]:
+            if abs(roi.cx - x) < s / 2 and abs(roi.cy - y) < s / 2:  # a little off, by the crop
+                at = (x + (roi.cx - x) / 20, y - 10 + (roi.cy - y) / 20)
+                return Hand(upright_hand(*at, s / 100), 0.95, 0.9, roi)
+        return Hand(upright_hand(roi.cx, roi.cy), 0.05, 0.5, roi)
+
+
+def filmed(world: Filmed, workers: int, monkeypatch, read: int = 6) -> list[Detections]:
+    """The tracker as run_multi drives it: frames read ``read`` ahead of the hook."""
+    monkeypatch.setattr("handspot.tracking.LandmarkModel", lambda variant: world)
+    tracker = HandTracker(lambda: world, LandmarkOptions(), TrackOptions(detect_every=4),
+                          model=world, workers=workers)  # fmt: skip
+    n, out = len(world.frames), []
+    try:
+        for i in range(min(read, n)):
+            tracker.read_ahead(Frame(i, world.image(i)))
+        for i in range(n):
+            world.now = i
+            det = world.detect(world.image(i)) if tracker.should_detect(i) else None
+            out.append(tracker(Frame(i, world.image(i)), det))
+            if i + read < n:
+                tracker.read_ahead(Frame(i + read, world.image(i + read)))
+    finally:
+        tracker.close()
+    return out
+
+
+def test_crops_run_ahead_on_the_frames_read_and_change_nothing(monkeypatch):
+    """Each followed hand's crop on the next frame read starts as soon as its crop on this
+    one is done: with two workers the crops run ahead of the tracking, and the hands, ids,
+    a hand lost and a new one found are the same as one crop after the other."""
+    moving = [[(150 + 3 * i, 240 + i, 100), (450 - 2 * i, 200, 110)] for i in range(20)]
+    left_only = [[(210 + i, 260, 100)] for i in range(10)]  # the right hand leaves
+    back = [[(220, 260, 100), (430, 220, 110)] for i in range(10)]  # a new one comes
+    frames = moving + left_only + back
+    alone, ahead = Filmed(frames), Filmed(frames)
+    one = filmed(alone, workers=1, monkeypatch=monkeypatch)
+    two = filmed(ahead, workers=2, monkeypatch=monkeypatch)
+    assert alone.ahead == 0 and ahead.ahead > 20
+    assert ahead.runs == alone.runs  # no crop run for nothing: a chain stops with its hand
+    assert [len(d) for d in two] == [2] * 20 + [1] * 16 + [2] * 4  # found at a detection
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        assert a.track_id.tolist() == b.track_id.tolist()
+    assert sides(two[-1]) == {"left": 1, "right": 3}
+
+
+def test_closing_while_frames_are_read_ahead_stops_every_crop(monkeypatch):
+    world = Filmed([[(150, 240, 100), (450, 200, 110)]] * 30)
+    monkeypatch.setattr("handspot.tracking.LandmarkModel", lambda variant: world)
+    tracker = HandTracker(lambda: world, LandmarkOptions(), model=world, workers=2)
+    tracker(Frame(0, world.image(0)), world.detect(None))
+    tracker.close()
+    tracker.read_ahead(Frame(1, world.image(1)))  # the capture thread, a moment late
+    assert world.ahead == 0
