@@ -268,7 +268,8 @@ class _Crops:
     def __init__(self, model: LandmarkModel, variant: str, workers: int):
         self.model, self.variant, self.workers = model, variant, workers
         self._pool, self._mine = None, threading.local()
-        if workers > 1:
+        if workers > 1:  # the threads' models made now, not at the first frames (16 ms each)
+            self._models = [LandmarkModel(variant) for _ in range(workers)]
             self._pool = cf.ThreadPoolExecutor(workers, "landmarks", initializer=self._own)
 
     @property
@@ -276,7 +277,7 @@ class _Crops:
         return self._pool is not None
 
     def _own(self) -> None:
-        self._mine.model = LandmarkModel(self.variant)
+        self._mine.model = self._models.pop()  # list.pop is atomic: one model a thread
 
     def submit(self, work: Callable[[LandmarkModel], object]) -> cf.Future:
         """``work(model)`` on a pool thread, with that thread's own model."""
