@@ -177,9 +177,9 @@ def test_the_detector_is_paced_by_how_well_the_tracks_hold():
 def test_crops_of_a_frame_come_back_in_order_whoever_ran_them(workers, items):
     import threading
 
-    from handspot.tracking import _Crops
+    from handspot.crops import Crops
 
-    crops = _Crops(model=None, variant="lite", workers=workers)
+    crops = Crops(model=None, variant="lite", workers=workers)
     ran_on = []
     want = min(workers, items)  # threads that can take items at once
     all_in = threading.Event()
@@ -230,7 +230,7 @@ class Filmed(World):
 
 def filmed(world: Filmed, workers: int, monkeypatch, read: int = 6) -> list[Detections]:
     """The tracker as run_multi drives it: frames read ``read`` ahead of the hook."""
-    monkeypatch.setattr("handspot.tracking.LandmarkModel", lambda variant: world)
+    monkeypatch.setattr("handspot.crops.LandmarkModel", lambda variant: world)
     tracker = HandTracker(lambda: world, LandmarkOptions(), TrackOptions(detect_every=4),
                           model=world, workers=workers)  # fmt: skip
     n, out = len(world.frames), []
@@ -271,7 +271,7 @@ def test_crops_run_ahead_on_the_frames_read_and_change_nothing(monkeypatch):
 
 def test_closing_while_frames_are_read_ahead_stops_every_crop(monkeypatch):
     world = Filmed([[(150, 240, 100), (450, 200, 110)]] * 30)
-    monkeypatch.setattr("handspot.tracking.LandmarkModel", lambda variant: world)
+    monkeypatch.setattr("handspot.crops.LandmarkModel", lambda variant: world)
     tracker = HandTracker(lambda: world, LandmarkOptions(), model=world, workers=2)
     tracker(Frame(0, world.image(0)), world.detect(None))
     tracker.close()
