@@ -38,6 +38,7 @@ from webexport.server import serve_in_background
 
 DEFAULT_RUNTIME = "ours litert-threads int8"
 SMALLEST = DEFAULT_MODEL.parent / "hands_ssd192"
+BOXES_ONLY = " (boxes only)"  # a second model's row ends with it
 TARGETS = {DEFAULT_RUNTIME: 10.0, f"{DEFAULT_RUNTIME} + landmarks": 5.0}  # video FPS, x htj
 
 
@@ -72,7 +73,7 @@ def write_media(folder: Path, frames: list[np.ndarray]) -> None:
 
 def also_name(also: Path) -> str:
     """The bench's row for a second model, boxes only."""
-    return f"ours {also.name} litert-threads int8 (boxes only)"
+    return f"ours {also.name} litert-threads int8{BOXES_ONLY}"
 
 
 def bench(
@@ -139,7 +140,7 @@ def table(results: dict) -> str:
                 f"| {r['median'] / ref:.2f} |"
             )
         targets = {**TARGETS, **{r["name"]: TARGETS[DEFAULT_RUNTIME] for r in rows
-                                 if r["name"].endswith("(boxes only)")}}  # fmt: skip
+                                 if r["name"].endswith(BOXES_ONLY)}}  # fmt: skip
         for name, target in targets.items():
             ours = next(r for r in rows if r["name"] == name)["median"] / ref
             lines.append(f"{name} / handtrack.js: {ours:.2f}x (target >= {target:g}x: "
