@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from handspot.landmarks import Hand, LandmarkModel, Roi
+from handspot.landmarks import Hand, LandmarkModel, LandmarkOptions, Roi
 
 
 class Followed(Protocol):
@@ -50,6 +50,11 @@ class Crops:
     def run(self, image: np.ndarray, rois: list[Roi]) -> list[Hand]:
         return self.each(lambda roi: self.model.run(image, roi), rois,
                          lambda roi: self._mine.model.run(image, roi))  # fmt: skip
+
+    def refine(self, image: np.ndarray, boxes: list, options: LandmarkOptions) -> list[Hand]:
+        """``LandmarkModel.refine`` on each detector's box, at once."""
+        return self.each(lambda box: self.model.refine(image, box, options), boxes,
+                         lambda box: self._mine.model.refine(image, box, options))  # fmt: skip
 
     def each(self, work: Callable, items, pooled: Callable | None = None) -> list:
         """``work(item)`` for every item, in order; with a pool, this thread and up to

@@ -3,8 +3,9 @@
 - ``HandTracker`` (with the landmark stage): each hand's crop follows its keypoints from frame to
   frame, as MediaPipe's tracking does, so the detector runs only every ``detect_every`` frames
   (to find new hands; less often while every hand holds) and at once when a hand is lost; the
-  crops of one frame run at once on ``workers`` threads, and where the loop reads frames ahead
-  (``read_ahead``), each hand's next crop starts as soon as its last one is done.
+  crops of one frame (and those of the new hands a detection finds) run at once on ``workers``
+  threads, and where the loop reads frames ahead (``read_ahead``), each hand's next crop starts
+  as soon as its last one is done.
 - ``BoxTracker`` (boxes only): ByteTrack (the ``trackers`` package, Apache-2.0) on every frame's
   detections.
 
@@ -209,8 +210,10 @@ class HandTracker:
         det = self.landmarks.worth_refining(det, self.score_threshold)
         followed = np.array([t.hand.box(self.landmarks.pad) for t in self.tracks]).reshape(-1, 4)
         iou = box_iou(det.boxes, followed)
+        order = np.argsort(-det.scores, kind="stable")
+        refined = self._refine_at_once(image, det, order, iou)
         rescored: set[int] = set()
-        for i in np.argsort(-det.scores, kind="stable"):
+        for i in order:
             if len(self.tracks) and iou[i].max(initial=0) >= self.options.new_iou:
                 j = int(iou[i].argmax())
                 if j not in rescored:  # the best detection on a followed hand: its score, box
@@ -219,7 +222,9 @@ class HandTracker:
                 continue
             if len(self.tracks) >= self.options.max_hands:
                 break
-            hand = self.model.refine(image, det.boxes[i], self.landmarks)
+            hand = refined.get(int(i))
+            if hand is None:
+                hand = self.model.refine(image, det.boxes[i], self.landmarks)
             if hand.presence < self.landmarks.presence:
                 continue
             box = hand.box(self.landmarks.pad)
@@ -233,6 +238,19 @@ class HandTracker:
             followed = np.concatenate([followed, box[None]])
             iou = box_iou(det.boxes, followed)
         return len(self.tracks) - before
+
+    def _refine_at_once(
+        self, image: np.ndarray, det: Detections, order: np.ndarray, iou: np.ndarray
+    ) -> dict[int, Hand]:
+        """The crops of the detections ``_add_new`` will refine first (those no followed hand
+        covers, as many as there is room for), at once on the crops' threads: the same hands
+        as one after the other. Any it reaches beyond these it refines itself."""
+        room = self.options.max_hands - len(self.tracks)
+        first = [int(i) for i in order if iou[i].max(initial=0) < self.options.new_iou][:room]
+        if len(first) < 2 or not self._crops.pooled:
+            return {}
+        hands = self._crops.refine(image, [det.boxes[i] for i in first], self.landmarks)
+        return dict(zip(first, hands, strict=True))
 
     def _detections(self, width: int, height: int) -> Detections:
         """The followed hands, fused as in image mode (the detector's box, kept around the

@@ -277,3 +277,42 @@ def test_closing_while_frames_are_read_ahead_stops_every_crop(monkeypatch):
     tracker.close()
     tracker.read_ahead(Frame(1, world.image(1)))  # the capture thread, a moment late
     assert world.ahead == 0
+
+
+class Crowd(Filmed):
+    """The filmed world, noting which threads refine the detector's boxes (new hands); a
+    refine holds its thread until ``meet`` threads are refining (or 5 s), as a real crop
+    would hold it long enough for the other thread to take the next box."""
+
+    def __init__(self, frames, meet: int = 1):
+        import threading
+
+        super().__init__(frames)
+        self.refined_on: set[str] = set()
+        self.meet, self.met = meet, threading.Event()
+
+    def refine(self, image, box, options) -> Hand:
+        import threading
+
+        self.refined_on.add(threading.current_thread().name)
+        if len(self.refined_on) >= self.meet:
+            self.met.set()
+        self.met.wait(5)
+        return super().refine(image, box, options)
+
+
+def test_new_hands_of_a_frame_are_refined_at_once_and_change_nothing(monkeypatch):
+    """Three hands coming in at once: with two workers their first crops run on two threads,
+    and the hands, their ids and the order they were found in are the same as one after
+    the other."""
+    three = [(120, 240, 100), (320, 200, 100), (520, 260, 100)]
+    frames = [[]] * 2 + [[(x + i, y, s) for x, y, s in three] for i in range(10)]
+    alone, crowd = Crowd(frames), Crowd(frames, meet=2)
+    one = filmed(alone, workers=1, monkeypatch=monkeypatch)
+    two = filmed(crowd, workers=2, monkeypatch=monkeypatch)
+    assert len(alone.refined_on) == 1 and len(crowd.refined_on) == 2
+    assert [len(d) for d in two] == [0] * 2 + [3] * 10  # no hand followed: looked for at once
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        assert a.track_id.tolist() == b.track_id.tolist()
+    assert two[-1].track_id[np.argsort(two[-1].boxes[:, 0])].tolist() == [1, 2, 3]
