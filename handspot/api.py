@@ -13,6 +13,7 @@ order (tracking: an id a hand), each returning ``Detections``.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
@@ -29,7 +30,7 @@ from handspot.landmarks import MODEL_HELP, HandLandmarker, LandmarkModel, Landma
 from handspot.masks import Masker, MaskOptions
 from handspot.options import option
 from handspot.profile import Profile
-from handspot.sources import Frame, Hook, schedule
+from handspot.sources import Frame, Hook, close_hook, schedule
 from handspot.tracking import BoxTracker, HandTracker, TrackOptions
 
 
@@ -148,10 +149,19 @@ class HandDetectorOptions:
         return tracker, tracker.detect_every
 
 
+def crop_threads() -> int:
+    """Threads for the hands' crops of a frame in ``detect_for_video``: one a hand (up to
+    ``TrackOptions.max_hands``), as many as the CPUs this process may run on."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(TrackOptions().max_hands, cpus or 1))
+
+
 class HandDetector:
     """Hands with the options' model and stage: ``detect(rgb)`` on any image, and
     ``detect_for_video(rgb, timestamp_ms)`` on the frames of one video, in order, which keeps
-    the tracking state (a ``track_id`` per hand) between calls. Images are RGB uint8 HxWx3."""
+    the tracking state (a ``track_id`` per hand) between calls; there, the hands' crops of a
+    frame run at once on ``crop_threads()`` threads, beside the detector where it runs. Images
+    are RGB uint8 HxWx3."""
 
     def __init__(self, options: HandDetectorOptions | None = None):
         self.options = (options or HandDetectorOptions()).resolved()
@@ -181,9 +191,13 @@ class HandDetector:
             raise ValueError(f"timestamp_ms must increase: {timestamp_ms} after {self._last_ms}")
         if self._hook is None:
             self._boxes = self.options.detector_factory(stage=False, boxes_for=True)()
-            self._hook, every = self.options.video_hook(30.0, make_detector=self._boxes_now)
+            self._hook, every = self.options.video_hook(
+                30.0, make_detector=self._boxes_now, workers=crop_threads()
+            )
             self._due = schedule(self._hook, every)
         frame = Frame(self._frames, timestamp_ms / 1000, image)
+        if (read_ahead := getattr(self._hook, "read_ahead", None)) is not None:
+            read_ahead(frame)  # the followed hands' crops start now, beside the detector
         det = self._boxes.detect(image) if self._due(self._frames) else None
         self._frames, self._last_ms = self._frames + 1, timestamp_ms
         return self._hook(frame, det)
@@ -192,6 +206,7 @@ class HandDetector:
         return self._boxes
 
     def close(self) -> None:
+        close_hook(self._hook)  # video mode's crop threads
         for detector in (self._image, self._boxes):
             if detector is not None:
                 detector.close()

@@ -22,7 +22,7 @@ from handspot.detector import Detector
 from handspot.profile import Profile, stage
 from handspot.signals import on_stop_signals, restore_signals
 from handspot.sinks import Annotator, PictureSink, Sink, stamp_fps
-from handspot.sources import Frame, FrameSource, Hook, schedule
+from handspot.sources import Frame, FrameSource, Hook, close_hook, schedule
 
 _END = object()
 _DROPPED = object()
@@ -114,12 +114,6 @@ def run_single(
         source.close()
         close_hook(hook)
     return _report(writer.count, source, start, profile, 1)
-
-
-def close_hook(hook: Hook | None) -> None:
-    """A hook that holds threads (video mode's crop pool) lets them go."""
-    if hasattr(hook, "close"):
-        hook.close()
 
 
 def run_multi(

@@ -46,6 +46,12 @@ def schedule(hook: Hook | None, every: int) -> Callable[[int], bool]:
     return own if own is not None else (lambda index: index % every == 0)
 
 
+def close_hook(hook: Hook | None) -> None:
+    """A hook that holds threads (video mode's crop pool) lets them go."""
+    if hasattr(hook, "close"):
+        hook.close()
+
+
 class FrameSource:
     """Frames from a video file, a camera index, an image folder or one image, in order, at
     ``width`` x ``height`` when both are given; at most ``max_frames`` (0: all). Unreadable

@@ -44,3 +44,33 @@ def test_video_timestamps_must_increase():
         hands.detect_for_video(frame, 0)
         with pytest.raises(ValueError, match="must increase"):
             hands.detect_for_video(frame, 0)
+
+
+def test_video_mode_runs_a_frames_crops_at_once_and_gives_what_one_thread_gives(monkeypatch):
+    """``detect_for_video`` on the moving 2-hand clip: the hands' crops of a frame run on the
+    crop threads (beside the detector where it runs), the same detections and ids as on one
+    thread, the ids stay with their hands, and ``close`` lets the threads go."""
+    import threading
+
+    from prep.samples import moving_hands_clip
+
+    clip = moving_hands_clip(frames=16)
+    if clip is None:
+        pytest.skip("the shared data is needed for the moving-hands clip")
+
+    def crop_threads_named():
+        return [t for t in threading.enumerate() if t.name.startswith("landmarks")]
+
+    runs = {}
+    for threads in (1, 2):
+        monkeypatch.setattr("handspot.api.crop_threads", lambda n=threads: n)
+        with handspot.HandDetector() as hands:
+            runs[threads] = [hands.detect_for_video(rgb, 33 * t) for t, rgb in enumerate(clip[0])]
+            running = len(crop_threads_named())
+        assert running == (2 if threads == 2 else 0) and not crop_threads_named()
+    for one, two in zip(runs[1], runs[2], strict=True):
+        np.testing.assert_array_equal(one.boxes, two.boxes)
+        np.testing.assert_array_equal(one.keypoints, two.keypoints)
+        assert one.track_id.tolist() == two.track_id.tolist()
+    ids = {tuple(sorted(d.track_id.tolist())) for d in runs[2] if len(d) == 2}
+    assert len(ids) == 1 and sum(len(d) == 2 for d in runs[2]) >= 12
