@@ -18,6 +18,10 @@ MediaPipe Hands, and how steady the ids are.
   separate processes, and MediaPipe Hands (video mode, lite, up to 4 hands)
   on the same file in its own process, decoding included, interleaved round by round (one
   warm-up round dropped);
+- ms a frame in an app: ``HandDetector``'s ``detect`` (boxes only, on 1 and 2 interpreter
+  threads; the stage) and ``detect_for_video`` (on one crop thread; the default) called frame
+  after frame on the moving clip (2 and 4 hands, at most 150 frames) from memory, interleaved
+  the same way;
 - keypoints against MediaPipe Hands' own pipeline (in MediaPipe's environment) on held-out
   frames of every shared source, on the lite file and its int8 one, where both find the hand
   (box IoU >= 0.5): PCK@0.1 (a keypoint within 0.1 of the hand's size, the longer side of
@@ -42,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +68,14 @@ FLOAT_BOXES = "boxes, float files (an AVX2-only CPU's pick)"
 FLOAT_VIDEO = "landmarks + track, float files"
 FLOATS = (FLOAT_BOXES, FLOAT_VIDEO)  # against boxes on the float files
 FLOAT_FILES = ["--backend", "tflite_raw_fp32", "--landmark-model", "lite"]
+API_VIDEO = "detect_for_video (the default)"
+API_MODES = {  # HandDetectorOptions fields, and whether detect_for_video is called
+    "detect, boxes only": ({"landmarks": False}, False),
+    "detect, boxes only, 2 interpreter threads": ({"landmarks": False, "threads": 2}, False),
+    "detect, the stage (each frame on its own)": ({}, False),
+    "detect_for_video, 1 crop thread": ({"crop_threads": 1}, True),
+    API_VIDEO: ({}, True),
+}
 MODES = {
     "boxes": ["--no-landmarks", "--no-track"],
     "landmarks": ["--landmarks", "--no-track"],
@@ -164,6 +177,45 @@ def detect_rate(model: Path, video: Path, flags: list[str], work: Path) -> float
     if result.returncode != 0 or not found:
         raise UserError(f"detect {' '.join(flags)}: {result.stderr.strip()[-300:]}")
     return float(found[1])
+
+
+def api_ms(model: Path, frames: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+    """``{clip: {mode: [ms a frame, ...]}}``: ``HandDetector`` as an app calls it, one frame
+    after the other from memory, on the moving clip with 2 and with 4 hands; each mode takes a
+    turn over the whole clip with a fresh detector (video mode starts with no hand; its first
+    frame, which loads its models, is not counted), round by round, the first round dropped."""
+    import handspot
+    from prep.samples import moving_hands_clip
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for video, hands in zip(VIDEOS[1:], (2, 4), strict=True):
+        clip = moving_hands_clip(frames=frames, hands=hands)
+        if clip is None:
+            raise UserError("the shared data (EgoHands sample, webcam sets) is needed for the clip")
+        out[video] = {mode: [] for mode in API_MODES}
+        for r in tqdm(range(rounds + 1), desc=f"api rounds, {hands} hands", leave=False):
+            for k in range(len(API_MODES)):
+                mode = list(API_MODES)[(r + k) % len(API_MODES)]
+                fields, video_mode = API_MODES[mode]
+                options = handspot.HandDetectorOptions(model=str(model), **fields)
+                with handspot.HandDetector(options) as detector:
+                    ms = _ms_a_frame(detector, clip[0], video_mode)
+                if r:
+                    out[video][mode].append(ms)
+    return out
+
+
+def _ms_a_frame(detector, pictures: list[np.ndarray], video_mode: bool) -> float:
+    """The mean ms a call over the frames after the first."""
+    start = 0.0
+    for t, rgb in enumerate(pictures):
+        if t == 1:
+            start = time.perf_counter()
+        if video_mode:
+            detector.detect_for_video(rgb, 33 * t)
+        else:
+            detector.detect(rgb)
+    return (time.perf_counter() - start) * 1000 / max(1, len(pictures) - 1)
 
 
 def hands_worker():
@@ -363,6 +415,18 @@ def table(result: dict) -> str:
                     f"| {video} | {name} | {med:.1f} | {q1:.1f}-{q3:.1f} | {med / base:.2f} |"
                 )
         lines.append("")
+    if "api" in result:
+        lines += ["HandDetector in an app, frames from memory, interleaved (ms a frame)", "",
+                  "| video | call | median ms | IQR | ms / the default's |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for video, modes in result["api"].items():
+            base = statistics.median(modes[API_VIDEO])
+            for name, v in modes.items():
+                med, q1, q3 = quartiles(v)
+                lines.append(
+                    f"| {video} | {name} | {med:.2f} | {q1:.2f}-{q3:.2f} | {med / base:.2f} |"
+                )
+        lines.append("")
     if "agreement" in result:
         lines += ["keypoints and left/right against MediaPipe Hands, hands both find", "",
                   "| source, landmark model | images | hands | PCK@0.1 | same hand |",
@@ -415,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--skip",
         default="",
-        help="comma-separated parts to leave out: invoke, stage, fps, mediapipe, ids, left_right",
+        help="comma-separated parts to leave out: invoke, stage, fps, api, mediapipe, ids, "
+        "left_right",
     )
     p.add_argument("--json", type=Path, help="also write the raw results here")
     args = p.parse_args(argv)
@@ -439,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
                         videos[name] = clip
                 result["fps"] = detect_fps(args.model, videos, args.fps_rounds, Path(tmp),
                                            mediapipe="mediapipe" not in skip)  # fmt: skip
+        if "api" not in skip and args.fps_rounds:
+            result["api"] = api_ms(args.model, min(args.frames, 150), args.fps_rounds)
         if "mediapipe" not in skip and frames:
             result["agreement"] = agreement(args.model, frames)
         if "ids" not in skip:

@@ -67,6 +67,11 @@ class HandDetectorOptions:
         5, "video with the landmark stage: run the detector every N frames (and when a hand "
         "is lost)"
     )  # fmt: skip
+    crop_threads: int | None = option(
+        None, "detect_for_video: threads for a frame's hand crops (default: crop_threads(), one "
+        "a hand up to 4, as many as the CPUs); the command line's are its --num-workers",
+        type=int, cli=False,
+    )  # fmt: skip
 
     def check(self, backends: Mapping[str, Backend] = BACKENDS) -> None:
         """Every bad option as one message, before anything loads."""
@@ -78,6 +83,8 @@ class HandDetectorOptions:
             raise UserError("--threads must be at least 1")
         if self.detect_every < 1:
             raise UserError("--detect-every must be at least 1")
+        if self.crop_threads is not None and self.crop_threads < 1:
+            raise UserError("crop_threads must be at least 1")
         backend = self.backend or forced_backend() or default_backend(self.model)
         check_backend(self.model, backend, backends)
         if self.masks and self.landmarks is False:
@@ -160,8 +167,8 @@ class HandDetector:
     """Hands with the options' model and stage: ``detect(rgb)`` on any image, and
     ``detect_for_video(rgb, timestamp_ms)`` on the frames of one video, in order, which keeps
     the tracking state (a ``track_id`` per hand) between calls; there, the hands' crops of a
-    frame run at once on ``crop_threads()`` threads, beside the detector where it runs. Images
-    are RGB uint8 HxWx3."""
+    frame run at once (``crop_threads`` threads), beside the detector where it runs. Images are
+    RGB uint8 HxWx3."""
 
     def __init__(self, options: HandDetectorOptions | None = None):
         self.options = (options or HandDetectorOptions()).resolved()
@@ -192,7 +199,9 @@ class HandDetector:
         if self._hook is None:
             self._boxes = self.options.detector_factory(stage=False, boxes_for=True)()
             self._hook, every = self.options.video_hook(
-                30.0, make_detector=self._boxes_now, workers=crop_threads()
+                30.0,
+                make_detector=self._boxes_now,
+                workers=self.options.crop_threads or crop_threads(),
             )
             self._due = schedule(self._hook, every)
         frame = Frame(self._frames, timestamp_ms / 1000, image)

@@ -167,3 +167,18 @@ def test_the_single_and_multi_threaded_scripts_write_the_same_lines(real_sample,
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1] == outputs[2]
     assert sum(len(json.loads(x)["detections"]) for x in outputs[0].splitlines()) >= 150
+
+
+def test_the_app_bench_times_every_call_on_both_clips():
+    """``hands_bench``'s app part on a tiny clip: every mode timed each round but the first, on
+    both clips, and its table row for each."""
+    from detect.hands_bench import API_MODES, api_ms, table
+    from prep.samples import moving_hands_clip
+
+    if moving_hands_clip(frames=1) is None:
+        pytest.skip("the shared data is needed for the moving-hands clip")
+    result = api_ms(DEFAULT_MODEL, frames=3, rounds=1)
+    assert len(result) == 2 and all(len(modes) == len(API_MODES) for modes in result.values())
+    assert all(len(ms) == 1 and ms[0] > 0 for modes in result.values() for ms in modes.values())
+    rows = [row for row in table({"api": result}).splitlines() if row.startswith("| moving")]
+    assert len(rows) == 2 * len(API_MODES)

@@ -46,7 +46,7 @@ def test_video_timestamps_must_increase():
             hands.detect_for_video(frame, 0)
 
 
-def test_video_mode_runs_a_frames_crops_at_once_and_gives_what_one_thread_gives(monkeypatch):
+def test_video_mode_runs_a_frames_crops_at_once_and_gives_what_one_thread_gives():
     """``detect_for_video`` on the moving 2-hand clip: the hands' crops of a frame run on the
     crop threads (beside the detector where it runs), the same detections and ids as on one
     thread, the ids stay with their hands, and ``close`` lets the threads go."""
@@ -63,8 +63,7 @@ def test_video_mode_runs_a_frames_crops_at_once_and_gives_what_one_thread_gives(
 
     runs = {}
     for threads in (1, 2):
-        monkeypatch.setattr("handspot.api.crop_threads", lambda n=threads: n)
-        with handspot.HandDetector() as hands:
+        with handspot.HandDetector(handspot.HandDetectorOptions(crop_threads=threads)) as hands:
             runs[threads] = [hands.detect_for_video(rgb, 33 * t) for t, rgb in enumerate(clip[0])]
             running = len(crop_threads_named())
         assert running == (2 if threads == 2 else 0) and not crop_threads_named()
