@@ -67,9 +67,14 @@ class HandDetectorOptions:
         5, "video with the landmark stage: run the detector every N frames (and when a hand "
         "is lost)"
     )  # fmt: skip
+    max_hands: int | None = option(
+        None, "with the landmark stage, at most this many hands: in video those followed "
+        "(default 4; while that many hold, the detector rests), in an image the best ones "
+        "(default: all)", type=int,
+    )  # fmt: skip
     crop_threads: int | None = option(
         None, "detect_for_video: threads for a frame's hand crops (default: crop_threads(), one "
-        "a hand up to 4, as many as the CPUs); the command line's are its --num-workers",
+        "a hand up to max_hands, as many as the CPUs); the command line's are its --num-workers",
         type=int, cli=False,
     )  # fmt: skip
 
@@ -85,10 +90,14 @@ class HandDetectorOptions:
             raise UserError("--detect-every must be at least 1")
         if self.crop_threads is not None and self.crop_threads < 1:
             raise UserError("crop_threads must be at least 1")
+        if self.max_hands is not None and self.max_hands < 1:
+            raise UserError("--max-hands must be at least 1")
         backend = self.backend or forced_backend() or default_backend(self.model)
         check_backend(self.model, backend, backends)
         if self.masks and self.landmarks is False:
             raise UserError("--masks needs the landmark stage (its keypoints seed the masks)")
+        if self.max_hands is not None and self.landmarks is False:
+            raise UserError("--max-hands needs the landmark stage (boxes only keep every box)")
 
     def resolved(self):
         """These options with "decide for me" decided (the one place that decides): the
@@ -105,7 +114,13 @@ class HandDetectorOptions:
         return o
 
     def landmark_options(self) -> LandmarkOptions:
-        return LandmarkOptions(model=self.landmark_model, mirrored=self.mirrored)
+        return LandmarkOptions(
+            model=self.landmark_model, mirrored=self.mirrored, max_hands=self.max_hands
+        )
+
+    def track_options(self) -> TrackOptions:
+        most = TrackOptions().max_hands if self.max_hands is None else self.max_hands
+        return TrackOptions(detect_every=self.detect_every, max_hands=most)
 
     def masker(self) -> Masker | None:
         return Masker(MaskOptions()) if self.masks else None
@@ -146,7 +161,7 @@ class HandDetectorOptions:
         tracker = HandTracker(
             make_detector or o.detector_factory(stage=False, boxes_for=True, backends=backends),
             o.landmark_options(),
-            TrackOptions(detect_every=o.detect_every),
+            o.track_options(),
             score_threshold=o.score_threshold,
             workers=workers,
             profile=profile,
@@ -156,11 +171,12 @@ class HandDetectorOptions:
         return tracker, tracker.detect_every
 
 
-def crop_threads() -> int:
+def crop_threads(max_hands: int | None = None) -> int:
     """Threads for the hands' crops of a frame in ``detect_for_video``: one a hand (up to
-    ``TrackOptions.max_hands``), as many as the CPUs this process may run on."""
+    ``max_hands``, by default ``TrackOptions.max_hands``), as many as the CPUs this process may
+    run on."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(TrackOptions().max_hands, cpus or 1))
+    return max(1, min(max_hands or TrackOptions().max_hands, cpus or 1))
 
 
 class HandDetector:
@@ -201,7 +217,7 @@ class HandDetector:
             self._hook, every = self.options.video_hook(
                 30.0,
                 make_detector=self._boxes_now,
-                workers=self.options.crop_threads or crop_threads(),
+                workers=self.options.crop_threads or crop_threads(self.options.max_hands),
             )
             self._due = schedule(self._hook, every)
         frame = Frame(self._frames, timestamp_ms / 1000, image)

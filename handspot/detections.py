@@ -88,6 +88,12 @@ class Detections:
     def above(self, score_threshold: float) -> Detections:
         return self[self.scores >= score_threshold]
 
+    def best(self, n: int | None) -> Detections:
+        """The ``n`` highest-scoring rows, in their order (all of them for None)."""
+        if n is None or len(self) <= n:
+            return self
+        return self[np.sort(np.argsort(-self.scores, kind="stable")[:n])]
+
     @classmethod
     def from_normalized(
         cls,

@@ -235,6 +235,7 @@ class LandmarkOptions:
     nms_iou: float = option(0.5, "after fusion, boxes of one hand overlapping this much merge")
     mirrored: bool = option(False, "the images are mirrored (a selfie view): handedness as is")
     min_score: float = option(0.1, "run the stage on boxes scoring at least this")
+    max_hands: int | None = option(None, "keep the best this many hands (None: all)", type=int)
 
     def worth_refining(self, det: Detections, score_threshold: float) -> Detections:
         """The boxes the stage runs on: at least ``min_score`` and the output threshold (fusion
@@ -327,8 +328,8 @@ class HandLandmarker(Detector):
         det = self.options.worth_refining(det, self.score_threshold)
         hands = [self.model.refine(image, box, self.options) for box in det.boxes]
         h, w = image.shape[:2]
-        found = with_pair_rule(fuse(det, hands, self.options, w, h).above(self.score_threshold),
-                               self.handedness)  # fmt: skip
+        fused = fuse(det, hands, self.options, w, h).above(self.score_threshold)
+        found = with_pair_rule(fused.best(self.options.max_hands), self.handedness)
         return found if self.masker is None else found.with_(masks=self.masker.masks(image, found))
 
 

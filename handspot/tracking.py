@@ -41,7 +41,9 @@ class TrackOptions:
     max_every: int = option(
         10, "video: while every hand holds, the detector's interval doubles up to this"
     )
-    max_hands: int = option(4, "video: follow at most this many hands")
+    max_hands: int = option(
+        4, "video: follow at most this many hands (while that many hold, the detector rests)"
+    )
     new_iou: float = option(
         0.3, "video: a detection overlapping a followed hand this much is that hand, not a new one"
     )
@@ -82,6 +84,7 @@ class _Track:
 
 
 LAG = 16  # frames: how far ahead of the tracking the loop may ask which frames to detect on
+FULL = 0  # the pace while max_hands hands are followed: no detector
 
 
 class HandTracker:
@@ -120,6 +123,7 @@ class HandTracker:
         self._paces: dict[int, int] = {}  # frame -> the interval after it was tracked
         self._tracked = -1  # the last frame tracked
         self._last_due: int | None = None
+        self._detected = -1  # the last frame the detector ran on
         self._state = threading.Condition()
         self._closed = False
 
@@ -130,18 +134,28 @@ class HandTracker:
     def should_detect(self, index: int) -> bool:
         """Whether the loop runs the detector on frame ``index`` (asked in frame order, up to
         ``LAG`` frames ahead of the tracking): every ``every`` frames, an interval that doubles
-        (up to ``max_every``) while every hand holds and falls back when one is lost or found.
-        The interval for frame i is the one after frame i - ``LAG`` was tracked, whatever the
+        (up to ``max_every``) while every hand holds and falls back when one is lost or found;
+        never while ``max_hands`` hands are followed (there is no room for a new one). The
+        interval for frame i is the one after frame i - ``LAG`` was tracked, whatever the
         threads' timing, so a run's output does not depend on the loop that ran it."""
         every = self.options.detect_every
         if index >= LAG:
             with self._state:
                 self._state.wait_for(lambda: self._tracked >= index - LAG or self._closed)
                 every = self._paces.pop(index - LAG, every)
+        if every == FULL:
+            return False
         if self._last_due is None or index - self._last_due >= every:
             self._last_due = index
             return True
         return False
+
+    def _overdue(self, index: int) -> bool:
+        """Room for a new hand, but no detection for longer than the pace allows: the frames
+        since were paced while every place was taken (the loop's pace comes ``LAG`` frames
+        late), so the tracker looks itself."""
+        longest = max(self.options.detect_every, self.options.max_every)
+        return len(self.tracks) < self.options.max_hands and index - self._detected > longest
 
     def _pace(self, steady: bool) -> None:
         base = self.options.detect_every
@@ -166,19 +180,21 @@ class HandTracker:
                 else:
                     lost = True
             self.tracks = _dedupe(kept, self.landmarks)
-        if det is None and (lost or not self.tracks):
+        if det is None and (lost or not self.tracks or self._overdue(frame.index)):
             with stage(self.profile, "model"):
                 det = self._detect(image)
         if det is not None:
             self.detector_runs += 1
+            self._detected = frame.index
             with stage(self.profile, "new hands"):
                 added = self._add_new(image, det)
             self._pace(steady=not lost and not added)
         self._ahead.follow(frame.index, self.tracks)
         with stage(self.profile, "track"):
             found = self._detections(image.shape[1], image.shape[0])
+        full = len(self.tracks) >= self.options.max_hands
         with self._state:  # the pace frame + LAG will run at
-            self._paces[frame.index] = self.every
+            self._paces[frame.index] = FULL if full else self.every
             self._tracked = frame.index
             self._state.notify_all()
         if self.masker is None:

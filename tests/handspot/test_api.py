@@ -38,6 +38,19 @@ def test_bad_options_are_one_error_before_anything_loads(tmp_path):
         handspot.HandDetector(handspot.HandDetectorOptions(model=str(tmp_path)))
 
 
+def test_max_hands_reaches_the_stage_and_the_tracking_and_needs_the_stage():
+    default, two = handspot.HandDetectorOptions(), handspot.HandDetectorOptions(max_hands=2)
+    assert default.landmark_options().max_hands is None and default.track_options().max_hands == 4
+    assert two.landmark_options().max_hands == 2 and two.track_options().max_hands == 2
+    bad = {
+        "at least 1": {"max_hands": 0},
+        "needs the landmark": {"max_hands": 2, "landmarks": False},
+    }
+    for message, fields in bad.items():
+        with pytest.raises(handspot.errors.UserError, match=message):
+            handspot.HandDetectorOptions(**fields).check()
+
+
 def test_video_timestamps_must_increase():
     with handspot.HandDetector(handspot.HandDetectorOptions(landmarks=False)) as hands:
         frame = np.zeros((64, 64, 3), np.uint8)
@@ -73,3 +86,20 @@ def test_video_mode_runs_a_frames_crops_at_once_and_gives_what_one_thread_gives(
         assert one.track_id.tolist() == two.track_id.tolist()
     ids = {tuple(sorted(d.track_id.tolist())) for d in runs[2] if len(d) == 2}
     assert len(ids) == 1 and sum(len(d) == 2 for d in runs[2]) >= 12
+
+
+def test_max_hands_keeps_the_best_hands_of_an_image():
+    from prep.samples import moving_hands_clip
+
+    clip = moving_hands_clip(frames=1)
+    if clip is None:
+        pytest.skip("the shared data is needed for the moving-hands clip")
+    rgb = clip[0][0]
+    with handspot.HandDetector() as hands:
+        every = hands.detect(rgb)
+    with handspot.HandDetector(handspot.HandDetectorOptions(max_hands=1)) as hands:
+        one = hands.detect(rgb)
+    assert len(every) == 2 and len(one) == 1
+    best = int(np.argmax(every.scores))
+    np.testing.assert_allclose(one.boxes[0], every.boxes[best])
+    np.testing.assert_allclose(one.keypoints[0], every.keypoints[best])

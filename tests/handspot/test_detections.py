@@ -79,6 +79,13 @@ def test_above_keeps_scores_at_the_threshold():
     assert three().above(0.8).scores.tolist() == pytest.approx([0.9, 0.8])
 
 
+def test_best_keeps_the_highest_scores_in_their_order():
+    det = three().with_(scores=np.array([0.3, 0.9, 0.8], np.float32))
+    assert det.best(2).class_names == ("face", "hand") and det.best(2).boxes[0, 0] == 5
+    assert det.best(1).scores.tolist() == pytest.approx([0.9])
+    assert det.best(None) is det and det.best(3) is det
+
+
 @pytest.mark.parametrize(
     ("yxyx", "want"),
     [

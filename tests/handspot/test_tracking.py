@@ -144,12 +144,12 @@ def test_id_switches_counts_a_hand_changing_id_not_a_hand_missed():
     assert result["found"] == pytest.approx(6 / 8)  # hand 1 missed in frames 1 and 3
 
 
-def paced(world: World, every: int = 5, most: int = 10) -> tuple[list[Detections], list[int]]:
+def paced(
+    world: World, every: int = 5, most: int = 10, hands: int = 4
+) -> tuple[list[Detections], list[int]]:
     """The tracker with the loop asking it which frames to detect on; the frames it said."""
-    tracker = HandTracker(
-        lambda: world, LandmarkOptions(), TrackOptions(detect_every=every, max_every=most),
-        model=world,
-    )  # fmt: skip
+    options = TrackOptions(detect_every=every, max_every=most, max_hands=hands)
+    tracker = HandTracker(lambda: world, LandmarkOptions(), options, model=world)
     out, asked = [], []
     image = np.zeros((480, 640, 3), np.uint8)
     for i in range(len(world.frames)):
@@ -171,6 +171,24 @@ def test_the_detector_is_paced_by_how_well_the_tracks_hold():
     out, asked = paced(World(frames))
     assert asked == [0, 5, 10, 15, 20, 30, 40, 50, 56, 61, 71]
     assert [len(d) for d in out] == [2] * 40 + [3] * 40
+
+
+def test_the_detector_rests_while_max_hands_hands_hold():
+    """With room for 2 hands and 2 followed, the loop is not asked to detect (after the first
+    LAG frames, paced before the hands were found); the hand that leaves is looked for at
+    once, and while there is room again but the loop's pace, LAG frames late, still says
+    full, the tracker looks itself once the longest interval has passed: the hand back at
+    frame 70 is found at 71, with a new id."""
+    still = [(150, 240, 100), (450, 200, 110)]
+    frames = [still] * 60 + [still[:1]] * 10 + [still] * 40
+    world = World(frames)
+    out, asked = paced(world, hands=2)
+    assert asked == [0, 5, 10, 15, 76, 81, 86]
+    assert world.detections == len(asked) + 2  # + frame 60 (a hand lost) and 71 (overdue)
+    assert [len(d) for d in out] == [2] * 60 + [1] * 11 + [2] * 39
+    assert ids_by_side(out)[-1] == {"left": 1, "right": 3}
+    roomy, asked_roomy = paced(World(frames), hands=4)
+    assert len(asked_roomy) == 15 and [len(d) for d in roomy] == [2] * 60 + [1] * 10 + [2] * 40
 
 
 @pytest.mark.parametrize("workers,items", [(1, 5), (2, 1), (2, 2), (2, 5), (3, 7), (4, 2)])
