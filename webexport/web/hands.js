@@ -510,10 +510,10 @@
 
     // Video: each hand's crop follows its keypoints (handspot/tracking.py HandTracker); the
     // detector runs every detectEvery frames (an interval that doubles up to 10 while every
-    // hand holds), and at once when a hand is lost or none is seen; left/right from each
-    // track's evidence, and the pair rule.
+    // hand holds), not while maxHands hands hold, and at once when a hand is lost or none is
+    // seen; left/right from each track's evidence, and the pair rule.
     async follow(input, opts) {
-      const lm = this.landmarks, base = opts.detectEvery || 5;
+      const lm = this.landmarks, base = opts.detectEvery || 5, max = opts.maxHands || 4;
       let lost = false;
       const kept = [];
       for (const t of this.tracks) {  // one model: its runs one after the other
@@ -526,10 +526,10 @@
         }
       }
       this.tracks = dedupe(kept, lm.pad);
-      const due = this.frame >= this.next;
+      const due = this.frame >= this.next && this.tracks.length < max;
       if (due) this.next = this.frame + this.every;
       if (due || lost || !this.tracks.length) {
-        const added = await this.addNew(input, await this.worthRefining(input, opts));
+        const added = await this.addNew(input, await this.worthRefining(input, opts), opts);
         const steady = !lost && !added && this.tracks.length;
         this.every = steady ? Math.min(2 * this.every, Math.max(base, 10)) : base;
       }
@@ -559,8 +559,8 @@
 
     // New tracks for detections no followed hand covers; a followed hand takes the score of
     // the best detection on it.
-    async addNew(input, found) {
-      const lm = this.landmarks, max = this.params.maxHands || 4, newIou = 0.3;
+    async addNew(input, found, opts) {
+      const lm = this.landmarks, max = opts.maxHands || 4, newIou = 0.3;
       const before = this.tracks.length;
       const boxes = () => this.tracks.map((t) => keypointBox(t.hand.keypoints, lm.pad));
       const rescored = new Set();
