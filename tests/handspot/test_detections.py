@@ -87,6 +87,20 @@ def test_best_keeps_the_highest_scores_in_their_order():
 
 
 @pytest.mark.parametrize(
+    ("n", "rows"), [(1, [1]), (2, [1, 3]), (3, [0, 1, 3]), (4, [0, 1, 2, 3]), (5, [0, 1, 2, 3, 4])]
+)
+def test_best_is_the_same_in_hands_js(n, rows):
+    """Ties go to the earlier row, in both languages."""
+    from tests.handspot import hands_js
+
+    scores = [0.5, 0.9, 0.5, 0.7, 0.5]
+    det = Detections(np.zeros((5, 4)), scores, np.ones(5), ("hand",) * 5)
+    (got,) = hands_js(("best", [[{"score": s, "row": i} for i, s in enumerate(scores)], n]))
+    assert [r["row"] for r in got] == rows
+    assert det.best(n).scores.tolist() == pytest.approx([scores[i] for i in rows])
+
+
+@pytest.mark.parametrize(
     ("yxyx", "want"),
     [
         ([0.1, 0.2, 0.5, 0.6], [40, 10, 120, 50]),

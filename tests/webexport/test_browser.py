@@ -283,11 +283,12 @@ def test_page_gives_keypoints_and_left_right_as_python_does(shipped_page, tmp_pa
     size = np.ptp(ref.keypoints[0, :, :2], axis=0).max()
     dist = np.linalg.norm(found.keypoints[0, :, :2] - ref.keypoints[0, :, :2], axis=1)
     assert dist.max() <= 0.05 * size, dist  # canvas and OpenCV resample the crop alike
-    with browser_page() as page:
-        page.goto(f"{url}index.html?image=/media/flipped.png")
+    with browser_page() as page:  # the page's ?maxHands reaches the detector
+        page.goto(f"{url}index.html?image=/media/flipped.png&maxHands=1")
         page.wait_for_function("document.body.dataset.ready === '1'")
         labels = page.evaluate("window.handsResult.map((d) => d.handedness)")
-    assert labels == ["right"]
+        most = page.evaluate("window.handsDetector.params.maxHands")
+    assert labels == ["right"] and most == 1
 
 
 def test_page_draws_skeletons_left_right_and_ids_on_a_webcam(camera_clip, tmp_path):

@@ -137,6 +137,7 @@
       precision: params.get("precision") || undefined,
       variant: params.get("variant") || undefined,
       landmarks: { 0: false, auto: "auto" }[landmarks] ?? { model: landmarks },
+      params: params.get("maxHands") ? { maxHands: +params.get("maxHands") } : undefined,
     });
     const stage = detector.landmarker ? `, keypoints: ${detector.landmarks.model}` : "";
     $("status").textContent = `model ready: ${detector.detail}${stage}`;

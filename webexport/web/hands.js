@@ -485,8 +485,9 @@
         const found = await this.worthRefining(input, opts);
         const hands = [];
         for (const d of found) hands.push(await this.landmarker.refine(input, d.bbox, this.landmarks));
-        result = withPairRule(fuse(found, hands, this.landmarks, w, h)
-          .filter((d) => d.score >= opts.scoreThreshold), this.handedness);
+        const fused = fuse(found, hands, this.landmarks, w, h)
+          .filter((d) => d.score >= opts.scoreThreshold);
+        result = withPairRule(best(fused, opts.maxHands), this.handedness);
       } else {
         result = await this.boxes(input, opts, opts.scoreThreshold);
       }
@@ -594,6 +595,16 @@
     }
   }
 
+  // The n highest-scoring detections, in their order (all for no n; Detections.best).
+  function best(found, n) {
+    if (!n || found.length <= n) return found;
+    const cut = found.map((d) => d.score).sort((a, b) => b - a)[n - 1];
+    const kept = [];
+    for (const d of found) if (d.score > cut) kept.push(d);
+    for (const d of found) if (d.score === cut && kept.length < n) kept.push(d);
+    return found.filter((d) => kept.includes(d));
+  }
+
   const width = (input) => input.videoWidth || input.naturalWidth || input.width;
   const height = (input) => input.videoHeight || input.naturalHeight || input.height;
 
@@ -688,5 +699,5 @@
 
   global.hands = { load, HandDetector, RUNTIMES, CARD_SCHEMA, LANDMARKS, decodeBoxes, nms,
                    postprocess, checkCard, roiFromBox, roiFromKeypoints, cropToImage, invert,
-                   handedness, keypointBox, fuse, steadyLabels, unsureOfPair };
+                   handedness, keypointBox, fuse, steadyLabels, unsureOfPair, best };
 })(typeof window !== "undefined" ? window : globalThis);
