@@ -84,6 +84,10 @@ def print_report(report: dict, options: DetectOptions) -> None:
     )
     if "profile_table" in report:
         print(report["backend"], file=report_to)
+        if "detector_runs" in report:
+            runs = f"{report['detector_runs']} of {report['frames']} frames"
+            print(f"video mode: the detector ran on {runs} (--detect-every, --max-hands)",
+                  file=report_to)  # fmt: skip
         print(report["profile_table"], file=report_to)
 
 

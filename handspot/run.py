@@ -238,4 +238,6 @@ def detect(
     run = functools.partial(run_multi, workers=options.num_workers) if multi else run_single
     report = run(make_detector, source, sinks, hook=hook, detect_every=every, profile=profile)
     report["backend"] = note
+    if (runs := getattr(hook, "detector_runs", None)) is not None:  # video mode's tracking
+        report["detector_runs"] = runs
     return report
