@@ -208,8 +208,8 @@ def api_ms(model: Path, frames: int, rounds: int) -> dict[str, dict[str, list[fl
 
 
 def _ms_a_frame(detector, pictures: list[np.ndarray], video_mode: bool) -> float:
-    """The mean ms a call over the frames after the first."""
-    start = 0.0
+    """The mean ms a call over the frames after the first (of the one frame, if one)."""
+    start = time.perf_counter()
     for t, rgb in enumerate(pictures):
         if t == 1:
             start = time.perf_counter()
