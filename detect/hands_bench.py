@@ -27,8 +27,9 @@ MediaPipe Hands, and how steady the ids are.
   frames of every shared source, on the lite file and its int8 one, where both find the hand
   (box IoU >= 0.5): PCK@0.1 (a keypoint within 0.1 of the hand's size, the longer side of
   MediaPipe's keypoint box) and handedness agreement;
-- ids on a clip of held-out webcam hands moving over a real background (prep.samples): id
-  switches per 100 frames, and the share of hand-frames found;
+- ids on a clip of held-out webcam hands moving over a real background (prep.samples), and on
+  the same clip with a card over one hand 10 frames in 30: id switches per 100 frames, and
+  the share of hand-frames found;
 - left/right along tracks on that clip (2 and 4 hands) and on each EgoHands video's labelled
   frames in order: label changes per 100 hand-frames and the share of pair frames (two hands
   of about one size) whose hands share a label, the model's label each frame against the
@@ -318,15 +319,33 @@ def ids(model: Path, frames: int) -> dict[str, dict]:
         raise UserError("the shared data (EgoHands sample, webcam sets) is needed for the clip")
     pictures, truth = clip
     out = {}
-    for name, landmarks in (("landmarks + track", True), ("ByteTrack", False)):
-        options = DetectOptions(model=str(model), track=True, landmarks=landmarks)
-        hook, every = options.hook(30.0)
-        due, found = schedule(hook, every), []
-        detector = options.detector_factory(stage=False)()
-        for t, rgb in enumerate(pictures):
-            det = detector.detect(rgb) if due(t) else None
-            found.append(hook(Frame(t, t / 30, rgb), det))
-        out[name] = id_switches(truth, found)
+    for covered in (False, True):
+        shown = covered_hands(pictures, truth) if covered else pictures
+        for name, landmarks in (("landmarks + track", True), ("ByteTrack", False)):
+            options = DetectOptions(model=str(model), track=True, landmarks=landmarks)
+            hook, every = options.hook(30.0)
+            due, found = schedule(hook, every), []
+            detector = options.detector_factory(stage=False)()
+            for t, rgb in enumerate(shown):
+                det = detector.detect(rgb) if due(t) else None
+                found.append(hook(Frame(t, t / 30, rgb), det))
+            out[f"{name}{COVERED if covered else ''}"] = id_switches(truth, found)
+    return out
+
+
+COVERED = ", a card over a hand 10 frames in 30"
+
+
+def covered_hands(pictures: list[np.ndarray], truth: list[np.ndarray]) -> list[np.ndarray]:
+    """The clip with a card (a flat, card-coloured box 60 px past the hand's) over one hand,
+    then the other, for the last 10 frames of every 30: hands lost and found again."""
+    out = []
+    for t, (rgb, boxes) in enumerate(zip(pictures, truth, strict=True)):
+        if t % 30 >= 20:
+            x0, y0, x1, y1 = boxes[(t // 30) % len(boxes)].astype(int)
+            rgb = rgb.copy()
+            rgb[max(0, y0 - 60) : y1 + 60, max(0, x0 - 60) : x1 + 60] = (200, 190, 170)
+        out.append(rgb)
     return out
 
 

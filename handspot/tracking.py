@@ -5,7 +5,9 @@
   (to find new hands; less often while every hand holds) and at once when a hand is lost; the
   crops of one frame (and those of the new hands a detection finds) run at once on ``workers``
   threads, and where the loop reads frames ahead (``read_ahead``), each hand's next crop starts
-  as soon as its last one is done.
+  as soon as its last one is done. A hand lost (covered, out of view) while another holds, and
+  found again within ``keep_lost`` frames near where it was heading, the same side, keeps its
+  id and its left/right.
 - ``BoxTracker`` (boxes only): ByteTrack (the ``trackers`` package, Apache-2.0) on every frame's
   detections.
 
@@ -47,6 +49,10 @@ class TrackOptions:
     new_iou: float = option(
         0.3, "video: a detection overlapping a followed hand this much is that hand, not a new one"
     )
+    keep_lost: int = option(
+        30, "video: a hand found again within this many frames of being lost, near where it "
+        "was, keeps its id and its left/right (0: a new id)"
+    )  # fmt: skip
 
 
 @dataclass
@@ -60,13 +66,18 @@ class _Track:
     mirrored: bool = False
     roi: Roi = field(init=False)
     margins: np.ndarray = field(init=False)  # that box around the keypoints' extent
+    motion: np.ndarray = field(init=False)  # its keypoints' centre's shift a frame, smoothed
 
     def __post_init__(self):
+        self.motion = np.zeros(2)
         self.follow(self.hand)
         self.seen(self.box, self.score)
 
     def follow(self, hand: Hand) -> None:
         """This frame's hand: the next crop from its keypoints, its left/right as evidence."""
+        if hand is not self.hand:
+            shift = hand.keypoints[:, :2].mean(0) - self.hand.keypoints[:, :2].mean(0)
+            self.motion = 0.5 * self.motion + 0.5 * shift
         self.hand = hand
         self.roi = Roi.from_keypoints(hand.keypoints)
         self.vote.add(hand.p_left(self.mirrored), hand.presence)
@@ -83,6 +94,25 @@ class _Track:
         return kp + self.margins * np.tile(np.maximum(kp[2:] - kp[:2], 1.0), 2)
 
 
+@dataclass
+class _Gone:
+    """A hand lost lately, to give its id back if it shows up again where it was heading."""
+
+    id: int
+    vote: Vote
+    box: np.ndarray  # its keypoints' box when last followed
+    motion: np.ndarray  # its centre's shift a frame then
+    frame: int  # the frame it was lost on
+
+    def distance(self, box: np.ndarray, index: int) -> float:
+        """How far ``box``'s centre (on frame ``index``) is from where this hand would be had
+        it kept moving, in its box's longer sides."""
+        ahead = (self.box[:2] + self.box[2:]) / 2 + self.motion * (index - self.frame)
+        shift = (box[:2] + box[2:]) / 2 - ahead
+        return float(np.hypot(*shift) / max(np.max(self.box[2:] - self.box[:2]), 1.0))
+
+
+NEAR = 0.75  # a lost hand's id goes to a new one whose centre is this close (in its sizes)
 LAG = 16  # frames: how far ahead of the tracking the loop may ask which frames to detect on
 FULL = 0  # the pace while max_hands hands are followed: no detector
 
@@ -117,6 +147,7 @@ class HandTracker:
         self._detector: Detector | None = None
         self.score_threshold = score_threshold
         self.tracks: list[_Track] = []
+        self._gone: list[_Gone] = []  # hands lost lately (keep_lost frames)
         self._ids = itertools.count(1)
         self.detector_runs = 0  # how often the detector ran (the loop's and this one's)
         self.every = self.options.detect_every  # the detector's interval now
@@ -169,17 +200,10 @@ class HandTracker:
 
     def __call__(self, frame, det: Detections | None) -> Detections:
         image = frame.rgb
-        kept, lost = [], False
         with stage(self.profile, "landmarks"):  # each hand from its last keypoints, at once
             hands = self._ahead.hands(image, frame.index, self.tracks)
         with stage(self.profile, "track"):
-            for track, hand in zip(self.tracks, hands, strict=True):
-                if hand.presence >= self.landmarks.presence:
-                    track.follow(hand)
-                    kept.append(track)
-                else:
-                    lost = True
-            self.tracks = _dedupe(kept, self.landmarks)
+            lost = self._follow(hands, frame.index)
         if det is None and (lost or not self.tracks or self._overdue(frame.index)):
             with stage(self.profile, "model"):
                 det = self._detect(image)
@@ -187,7 +211,7 @@ class HandTracker:
             self.detector_runs += 1
             self._detected = frame.index
             with stage(self.profile, "new hands"):
-                added = self._add_new(image, det)
+                added = self._add_new(image, det, frame.index)
             self._pace(steady=not lost and not added)
         self._ahead.follow(frame.index, self.tracks)
         with stage(self.profile, "track"):
@@ -206,6 +230,33 @@ class HandTracker:
             )
         return found.with_(masks=np.stack(masks) if masks else self.masker.masks(image, found))
 
+    def _follow(self, hands: list[Hand], index: int) -> bool:
+        """Each track to its hand on frame ``index``; those whose hand is gone join the lost
+        ones (kept ``keep_lost`` frames) where another hand holds. Returns whether a hand was
+        lost."""
+        kept, lost, pad = [], [], self.landmarks.pad
+        for track, hand in zip(self.tracks, hands, strict=True):
+            if hand.presence >= self.landmarks.presence:
+                track.follow(hand)
+                kept.append(track)
+            else:
+                lost.append(_Gone(track.id, track.vote, track.hand.box(pad), track.motion, index))
+        if kept:  # every hand gone at once may be a cut to another scene: none is kept
+            self._gone += lost
+        self._gone = [g for g in self._gone if index - g.frame < self.options.keep_lost]
+        self.tracks = _dedupe(kept, self.landmarks)
+        return len(kept) < len(hands)
+
+    def _found_again(self, hand: Hand, index: int) -> _Gone | None:
+        """The lost hand of the same side (left/right) nearest where a new hand was found on
+        frame ``index``, if near enough; it leaves the lost ones."""
+        box = hand.box(self.landmarks.pad)
+        side = "left" if hand.p_left(self.landmarks.mirrored) >= 0.5 else "right"
+        near = [(g.distance(box, index), i) for i, g in enumerate(self._gone)
+                if g.vote.label == side]  # fmt: skip
+        near = [(d, i) for d, i in near if d <= NEAR]
+        return self._gone.pop(min(near)[1]) if near else None
+
     def read_ahead(self, frame) -> None:
         """The loop has read ``frame`` (called in frame order, ahead of the hook): the
         followed hands' crops on it may start."""
@@ -218,7 +269,7 @@ class HandTracker:
         self._ahead.close()
         self._crops.close()
 
-    def _add_new(self, image: np.ndarray, det: Detections) -> int:
+    def _add_new(self, image: np.ndarray, det: Detections, index: int) -> int:
         """New tracks for the detections no followed hand covers (those that can reach the
         output threshold: fusion never raises a score); known hands get the score. Returns how
         many were added."""
@@ -247,10 +298,10 @@ class HandTracker:
             if followed.size and box_iou(box[None], followed).max() >= self.options.new_iou:
                 continue  # the crop found a hand already followed
             score, label = float(det.scores[i]), det.class_names[i]
-            vote, mirrored = Vote(self.handedness), self.landmarks.mirrored
-            self.tracks.append(
-                _Track(next(self._ids), hand, score, label, det.boxes[i], vote, mirrored)
-            )
+            again = self._found_again(hand, index)
+            ident, vote = (again.id, again.vote) if again else (next(self._ids), None)
+            vote, mirrored = vote or Vote(self.handedness), self.landmarks.mirrored
+            self.tracks.append(_Track(ident, hand, score, label, det.boxes[i], vote, mirrored))
             followed = np.concatenate([followed, box[None]])
             iou = box_iou(det.boxes, followed)
         return len(self.tracks) - before

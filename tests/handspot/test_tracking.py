@@ -43,8 +43,12 @@ class World:
     def run(self, image, roi: Roi) -> Hand:
         for x, y, s in self.hands():
             if abs(roi.cx - x) < s / 2 and abs(roi.cy - y) < s / 2:
-                return Hand(upright_hand(x, y - 10, s / 100), 0.95, 0.9, roi)
+                return Hand(upright_hand(x, y - 10, s / 100), 0.95, self.left(x, y), roi)
         return Hand(upright_hand(roi.cx, roi.cy), 0.05, 0.5, roi)
+
+    def left(self, x: float, y: float) -> float:
+        """The model's raw handedness for the hand at (x, y): every hand the person's right."""
+        return 0.9
 
     def refine(self, image, box, options) -> Hand:
         return self.run(image, Roi.from_box(box, options.box_scale))
@@ -97,13 +101,32 @@ def test_a_lost_hand_is_looked_for_at_once_and_a_returning_hand_gets_a_new_id():
     assert set(ids_by_side(out)[-1].values()) == {1}
 
 
-def test_a_hand_that_comes_back_is_found_at_the_next_detection_with_a_new_id():
+@pytest.mark.parametrize(
+    ("away", "back_at", "right_id"),
+    [
+        (4, (450, 220), 2),  # soon, near where it was lost: its id again
+        (4, (450, 420), 3),  # soon, elsewhere: another hand
+        (40, (450, 220), 3),  # after keep_lost (30) frames: a new id
+    ],
+)
+def test_a_hand_that_comes_back_is_found_at_the_next_detection(away, back_at, right_id):
     still = (150, 240, 100)
-    frames = [[still, (450, 200, 110)]] * 4 + [[still]] * 4 + [[still, (450, 220, 110)]] * 4
+    frames = [[still, (450, 200, 110)]] * 4 + [[still]] * away + [[still, (*back_at, 110)]] * 4
     out = track(World(frames), every=4)
-    assert [len(d) for d in out] == [2] * 4 + [1] * 4 + [2] * 4
+    assert [len(d) for d in out] == [2] * 4 + [1] * away + [2] * 4
     assert ids_by_side(out)[0] == {"left": 1, "right": 2}
-    assert ids_by_side(out)[-1] == {"left": 1, "right": 3}
+    assert ids_by_side(out)[-1] == {"left": 1, "right": right_id}
+
+
+def test_a_hand_lost_with_every_other_is_not_given_back():
+    """Every hand gone at once may be a cut to another scene: a lone hand that leaves and
+    comes back where it was is a new one; so is one of another side."""
+    alone = [[(450, 200, 110)]] * 4 + [[]] * 4 + [[(450, 220, 110)]] * 4
+    assert [d.track_id.tolist() for d in track(World(alone), every=4)][-1] == [2]
+    other_side = World([[(150, 240, 100), (450, 200, 110)]] * 4 + [[(150, 240, 100)]] * 4
+                       + [[(150, 240, 100), (450, 220, 110)]] * 4)  # fmt: skip
+    other_side.left = lambda x, y: 0.1 if x > 300 and y > 210 else 0.9  # its crop says left
+    assert ids_by_side(track(other_side, every=4))[-1] == {"left": 1, "right": 3}
 
 
 def test_byte_track_gives_boxes_ids_that_follow_them():
@@ -178,7 +201,7 @@ def test_the_detector_rests_while_max_hands_hands_hold():
     LAG frames, paced before the hands were found); the hand that leaves is looked for at
     once, and while there is room again but the loop's pace, LAG frames late, still says
     full, the tracker looks itself once the longest interval has passed: the hand back at
-    frame 70 is found at 71, with a new id."""
+    frame 70 is found at 71, where it left, with its id."""
     still = [(150, 240, 100), (450, 200, 110)]
     frames = [still] * 60 + [still[:1]] * 10 + [still] * 40
     world = World(frames)
@@ -186,7 +209,7 @@ def test_the_detector_rests_while_max_hands_hands_hold():
     assert asked == [0, 5, 10, 15, 76, 81, 86]
     assert world.detections == len(asked) + 2  # + frame 60 (a hand lost) and 71 (overdue)
     assert [len(d) for d in out] == [2] * 60 + [1] * 11 + [2] * 39
-    assert ids_by_side(out)[-1] == {"left": 1, "right": 3}
+    assert ids_by_side(out)[-1] == {"left": 1, "right": 2}
     roomy, asked_roomy = paced(World(frames), hands=4)
     assert len(asked_roomy) == 15 and [len(d) for d in roomy] == [2] * 60 + [1] * 10 + [2] * 40
 
@@ -269,10 +292,10 @@ def filmed(world: Filmed, workers: int, monkeypatch, read: int = 6) -> list[Dete
 def test_crops_run_ahead_on_the_frames_read_and_change_nothing(monkeypatch):
     """Each followed hand's crop on the next frame read starts as soon as its crop on this
     one is done: with two workers the crops run ahead of the tracking, and the hands, ids,
-    a hand lost and a new one found are the same as one crop after the other."""
+    a hand lost and found again are the same as one crop after the other."""
     moving = [[(150 + 3 * i, 240 + i, 100), (450 - 2 * i, 200, 110)] for i in range(20)]
     left_only = [[(210 + i, 260, 100)] for i in range(10)]  # the right hand leaves
-    back = [[(220, 260, 100), (430, 220, 110)] for i in range(10)]  # a new one comes
+    back = [[(220, 260, 100), (430, 220, 110)] for i in range(10)]  # it comes back
     frames = moving + left_only + back
     alone, ahead = Filmed(frames), Filmed(frames)
     one = filmed(alone, workers=1, monkeypatch=monkeypatch)
@@ -284,7 +307,7 @@ def test_crops_run_ahead_on_the_frames_read_and_change_nothing(monkeypatch):
         np.testing.assert_array_equal(a.boxes, b.boxes)
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
         assert a.track_id.tolist() == b.track_id.tolist()
-    assert sides(two[-1]) == {"left": 1, "right": 3}
+    assert sides(two[-1]) == {"left": 1, "right": 2}  # back near where it left: its id
 
 
 def test_closing_while_frames_are_read_ahead_stops_every_crop(monkeypatch):
@@ -334,3 +357,25 @@ def test_new_hands_of_a_frame_are_refined_at_once_and_change_nothing(monkeypatch
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
         assert a.track_id.tolist() == b.track_id.tolist()
     assert two[-1].track_id[np.argsort(two[-1].boxes[:, 0])].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("box", "frames", "want"),
+    [
+        ([100, 100, 200, 200], 0, 0.0),  # where it was
+        ([130, 100, 230, 200], 3, 0.0),  # where it was heading (10 px a frame to the right)
+        ([100, 100, 200, 200], 3, 0.3),  # where it was, 3 frames on: 30 px behind
+        ([100, 180, 200, 280], 0, 0.8),  # 80 px below, in sizes of 100 px
+    ],
+)
+def test_a_lost_hand_is_looked_for_where_it_was_heading_in_python_and_the_page(box, frames, want):
+    from handspot.handedness import HandednessOptions, Vote
+    from handspot.tracking import _Gone
+    from tests.handspot import hands_js
+
+    lost = np.array([100, 100, 200, 200], np.float64)
+    gone = _Gone(1, Vote(HandednessOptions()), lost, np.array([10.0, 0.0]), frame=5)
+    assert gone.distance(np.array(box, np.float64), 5 + frames) == pytest.approx(want)
+    page = {"box": lost.tolist(), "motion": [10, 0], "frame": 5}
+    (theirs,) = hands_js(("goneDistance", [page, box, 5 + frames]))
+    assert theirs == pytest.approx(want)

@@ -75,16 +75,29 @@ def follow(frames: list, max_hands: int, tmp_path) -> dict:
 
 
 def test_the_page_follows_hands_and_rests_its_detector_while_max_hands_hold(tmp_path):
-    """Two hands, one leaving at frame 30 and back at 40: with room for 2 the detector runs on
-    frame 0 and when the hand is lost (then every 5 frames while there is room), never while
-    both hold; with room for 4 it keeps looking. Both keep the left
-    hand's id and give the returning hand a new one."""
+    """Two hands, one leaving at frame 30 and back at 40 where it left: with room for 2 the
+    detector runs on frame 0 and when the hand is lost (then every 5 frames while there is
+    room), never while both hold; with room for 4 it keeps looking. Both keep the left hand's
+    id and give the returning hand its own back."""
     still = [[150, 240, 100], [450, 200, 110]]
     frames = [still] * 30 + [still[:1]] * 10 + [still] * 20
     two, four = follow(frames, 2, tmp_path), follow(frames, 4, tmp_path)
     for run in (two, four):
         assert [len(f) for f in run["out"]] == [2] * 30 + [1] * 10 + [2] * 20
         assert {i for f in run["out"] for i, x in f if x < 300} == {1}
-        assert sorted(i for i, x in run["out"][-1]) == [1, 3]
+        assert sorted(i for i, x in run["out"][-1]) == [1, 2]
     assert two["detections"] == 1 + 1 + 2  # frame 0; 30 (lost); 35 and 40 (room for one more)
     assert four["detections"] == 8  # 0, 5, 10, 20 (every 5, then 10), 30 (lost), 40, 45, 50
+
+
+def test_a_hand_back_elsewhere_late_or_alone_gets_a_new_id_in_the_page(tmp_path):
+    """As in Python: back far from where it was heading, after keep_lost (30) frames, or lost
+    with every other hand (maybe a cut), a hand is another one."""
+    still = [[150, 240, 100], [450, 200, 110]]
+    elsewhere = [still] * 10 + [still[:1]] * 5 + [[still[0], [450, 420, 110]]] * 10
+    late = [still] * 10 + [still[:1]] * 40 + [still] * 10
+    for frames in (elsewhere, late):
+        run = follow(frames, 4, tmp_path)
+        assert sorted(i for i, x in run["out"][-1]) == [1, 3]
+    alone = [still[1:]] * 10 + [[]] * 5 + [still[1:]] * 10
+    assert [i for i, x in follow(alone, 4, tmp_path)["out"][-1]] == [2]

@@ -450,6 +450,7 @@
       this.landmarker = landmarker || null;  // the landmark stage, when loaded
       this.landmarks = Object.assign({}, LANDMARKS, landmarks || {});
       this.tracks = [];
+      this.gone = [];  // hands lost lately
       this.frame = 0;
       this.next = 0;  // the frame the detector runs on next, while tracking
       this.every = 5;
@@ -516,16 +517,22 @@
     async follow(input, opts) {
       const lm = this.landmarks, base = opts.detectEvery || 5, max = opts.maxHands || 4;
       let lost = false;
-      const kept = [];
+      const kept = [], gone = [];
       for (const t of this.tracks) {  // one model: its runs one after the other
         const hand = await this.landmarker.run(input, t.roi);
         if (hand.presence >= lm.presence) {
+          const [x, y] = centre(hand.keypoints), [x0, y0] = centre(t.hand.keypoints);
+          t.motion = [0.5 * t.motion[0] + 0.5 * (x - x0), 0.5 * t.motion[1] + 0.5 * (y - y0)];
           t.hand = hand; t.roi = roiFromKeypoints(hand.keypoints); kept.push(t);
           t.vote.add(pLeft(hand.left, lm.mirrored), hand.presence);
-        } else {
+        } else {  // kept keepLost frames, to give its id back (handspot/tracking.py _Gone)
           lost = true;
+          gone.push({ id: t.id, vote: t.vote, box: keypointBox(t.hand.keypoints, lm.pad),
+                      motion: t.motion, frame: this.frame });
         }
       }
+      if (kept.length) this.gone.push(...gone);  // every hand gone at once: maybe a cut
+      this.gone = this.gone.filter((g) => this.frame - g.frame < (opts.keepLost ?? 30));
       this.tracks = dedupe(kept, lm.pad);
       const due = this.frame >= this.next && this.tracks.length < max;
       if (due) this.next = this.frame + this.every;
@@ -578,8 +585,11 @@
         if (hand.presence < lm.presence) continue;
         const box = keypointBox(hand.keypoints, lm.pad);
         if (boxes().some((b) => boxIou(box, b) >= newIou)) continue;
-        const track = { id: this.nextId++, hand, classId: d.classId, label: d.label,
-                        roi: roiFromKeypoints(hand.keypoints), vote: new Vote(this.handedness) };
+        const side = pLeft(hand.left, lm.mirrored) >= 0.5 ? "left" : "right";
+        const again = this.foundAgain(box, side);
+        const track = { id: again ? again.id : this.nextId++, hand, classId: d.classId,
+                        label: d.label, roi: roiFromKeypoints(hand.keypoints), motion: [0, 0],
+                        vote: again ? again.vote : new Vote(this.handedness) };
         track.vote.add(pLeft(hand.left, lm.mirrored), hand.presence);
         seen(track, d);
         this.tracks.push(track);
@@ -587,12 +597,39 @@
       return this.tracks.length - before;
     }
 
-    reset() { this.tracks = []; this.frame = 0; this.next = 0; this.every = 5; }
+    // The lost hand of the same side nearest where it was heading, if a new hand's box (xyxy)
+    // is within 0.75 of its size of that place (handspot/tracking.py
+    // HandTracker._found_again); it leaves the lost ones.
+    foundAgain(box, side) {
+      let best = -1, nearest = Infinity;
+      this.gone.forEach((g, i) => {
+        const d = goneDistance(g, box, this.frame);
+        if (g.vote.label === side && d <= NEAR && d < nearest) { best = i; nearest = d; }
+      });
+      return best >= 0 ? this.gone.splice(best, 1)[0] : null;
+    }
+
+    reset() {
+      this.tracks = []; this.gone = []; this.frame = 0; this.next = 0; this.every = 5;
+    }
 
     dispose() {
       this.rt.dispose();
       if (this.landmarker) this.landmarker.dispose();
     }
+  }
+
+  const NEAR = 0.75;
+  const centre = (points) => [points.reduce((a, p) => a + p[0], 0) / points.length,
+                              points.reduce((a, p) => a + p[1], 0) / points.length];
+
+  // How far a box's centre is from where a lost hand would be on frame `frame` had it kept
+  // moving, in its box's longer sides (handspot/tracking.py _Gone.distance).
+  function goneDistance(g, box, frame) {
+    const [x0, y0, x1, y1] = g.box, steps = frame - g.frame;
+    const ax = (x0 + x1) / 2 + g.motion[0] * steps, ay = (y0 + y1) / 2 + g.motion[1] * steps;
+    const dx = (box[0] + box[2]) / 2 - ax, dy = (box[1] + box[3]) / 2 - ay;
+    return Math.hypot(dx, dy) / Math.max(x1 - x0, y1 - y0, 1);
   }
 
   // The n highest-scoring detections, in their order (all for no n; Detections.best).
@@ -699,5 +736,6 @@
 
   global.hands = { load, HandDetector, RUNTIMES, CARD_SCHEMA, LANDMARKS, decodeBoxes, nms,
                    postprocess, checkCard, roiFromBox, roiFromKeypoints, cropToImage, invert,
-                   handedness, keypointBox, fuse, steadyLabels, unsureOfPair, best };
+                   handedness, keypointBox, fuse, steadyLabels, unsureOfPair, best,
+                   goneDistance };
 })(typeof window !== "undefined" ? window : globalThis);
