@@ -241,9 +241,10 @@ class HandTracker:
                 kept.append(track)
             else:
                 lost.append(_Gone(track.id, track.vote, track.hand.box(pad), track.motion, index))
-        if kept:  # every hand gone at once may be a cut to another scene: none is kept
-            self._gone += lost
-        self._gone = [g for g in self._gone if index - g.frame < self.options.keep_lost]
+        if lost and not kept:  # every hand gone at once may be a cut to another scene
+            self._gone = []
+        self._gone = [g for g in self._gone + (lost if kept else [])
+                      if index - g.frame < self.options.keep_lost]  # fmt: skip
         self.tracks = _dedupe(kept, self.landmarks)
         return len(kept) < len(hands)
 

@@ -531,7 +531,8 @@
                       motion: t.motion, frame: this.frame });
         }
       }
-      if (kept.length) this.gone.push(...gone);  // every hand gone at once: maybe a cut
+      if (gone.length && !kept.length) this.gone = [];  // every hand gone at once: maybe a cut
+      else this.gone.push(...gone);
       this.gone = this.gone.filter((g) => this.frame - g.frame < (opts.keepLost ?? 30));
       this.tracks = dedupe(kept, lm.pad);
       const due = this.frame >= this.next && this.tracks.length < max;
