@@ -127,6 +127,9 @@ def test_a_hand_lost_with_every_other_is_not_given_back():
                        + [[(150, 240, 100), (450, 220, 110)]] * 4)  # fmt: skip
     other_side.left = lambda x, y: 0.1 if x > 300 and y > 210 else 0.9  # its crop says left
     assert ids_by_side(track(other_side, every=4))[-1] == {"left": 1, "right": 3}
+    a, b = (150, 240, 100), (450, 200, 110)  # b leaves, then a: b is forgotten with a
+    both_gone = World([[a, b]] * 4 + [[a]] * 3 + [[]] * 3 + [[b]] * 4)
+    assert [d.track_id.tolist() for d in track(both_gone, every=4)][-1] == [3]
 
 
 def test_byte_track_gives_boxes_ids_that_follow_them():
