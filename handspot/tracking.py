@@ -66,7 +66,7 @@ class _Track:
     mirrored: bool = False
     roi: Roi = field(init=False)
     margins: np.ndarray = field(init=False)  # that box around the keypoints' extent
-    motion: np.ndarray = field(init=False)  # its keypoints' centre's shift a frame, smoothed
+    motion: np.ndarray = field(init=False)  # its crop's centre's shift a frame, smoothed
 
     def __post_init__(self):
         self.motion = np.zeros(2)
@@ -75,11 +75,11 @@ class _Track:
 
     def follow(self, hand: Hand) -> None:
         """This frame's hand: the next crop from its keypoints, its left/right as evidence."""
-        if hand is not self.hand:
-            shift = hand.keypoints[:, :2].mean(0) - self.hand.keypoints[:, :2].mean(0)
-            self.motion = 0.5 * self.motion + 0.5 * shift
-        self.hand = hand
-        self.roi = Roi.from_keypoints(hand.keypoints)
+        roi = Roi.from_keypoints(hand.keypoints)
+        if hand is not self.hand:  # its crop's centre moved as the hand did
+            self.motion = 0.5 * self.motion + 0.5 * np.array([roi.cx - self.roi.cx,
+                                                              roi.cy - self.roi.cy])  # fmt: skip
+        self.hand, self.roi = hand, roi
         self.vote.add(hand.p_left(self.mirrored), hand.presence)
 
     def seen(self, box: np.ndarray, score: float) -> None:

@@ -521,9 +521,10 @@
       for (const t of this.tracks) {  // one model: its runs one after the other
         const hand = await this.landmarker.run(input, t.roi);
         if (hand.presence >= lm.presence) {
-          const [x, y] = centre(hand.keypoints), [x0, y0] = centre(t.hand.keypoints);
-          t.motion = [0.5 * t.motion[0] + 0.5 * (x - x0), 0.5 * t.motion[1] + 0.5 * (y - y0)];
-          t.hand = hand; t.roi = roiFromKeypoints(hand.keypoints); kept.push(t);
+          const roi = roiFromKeypoints(hand.keypoints);  // its centre moved as the hand did
+          t.motion = [0.5 * t.motion[0] + 0.5 * (roi.cx - t.roi.cx),
+                      0.5 * t.motion[1] + 0.5 * (roi.cy - t.roi.cy)];
+          t.hand = hand; t.roi = roi; kept.push(t);
           t.vote.add(pLeft(hand.left, lm.mirrored), hand.presence);
         } else {  // kept keepLost frames, to give its id back (handspot/tracking.py _Gone)
           lost = true;
@@ -621,8 +622,6 @@
   }
 
   const NEAR = 0.75;
-  const centre = (points) => [points.reduce((a, p) => a + p[0], 0) / points.length,
-                              points.reduce((a, p) => a + p[1], 0) / points.length];
 
   // How far a box's centre is from where a lost hand would be on frame `frame` had it kept
   // moving, in its box's longer sides (handspot/tracking.py _Gone.distance).
