@@ -171,12 +171,11 @@ class HandDetectorOptions:
         return tracker, tracker.detect_every
 
 
-def crop_threads(max_hands: int | None = None) -> int:
+def crop_threads(max_hands: int) -> int:
     """Threads for the hands' crops of a frame in ``detect_for_video``: one a hand (up to
-    ``max_hands``, by default ``TrackOptions.max_hands``), as many as the CPUs this process may
-    run on."""
+    ``max_hands``), as many as the CPUs this process may run on."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(max_hands or TrackOptions().max_hands, cpus or 1))
+    return max(1, min(max_hands, cpus or 1))
 
 
 class HandDetector:
@@ -214,10 +213,11 @@ class HandDetector:
             raise ValueError(f"timestamp_ms must increase: {timestamp_ms} after {self._last_ms}")
         if self._hook is None:
             self._boxes = self.options.detector_factory(stage=False, boxes_for=True)()
+            threads = self.options.crop_threads or crop_threads(
+                self.options.track_options().max_hands
+            )
             self._hook, every = self.options.video_hook(
-                30.0,
-                make_detector=self._boxes_now,
-                workers=self.options.crop_threads or crop_threads(self.options.max_hands),
+                30.0, make_detector=self._boxes_now, workers=threads
             )
             self._due = schedule(self._hook, every)
         frame = Frame(self._frames, timestamp_ms / 1000, image)

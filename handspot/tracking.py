@@ -241,17 +241,17 @@ class HandTracker:
                 kept.append(track)
             else:
                 lost.append(_Gone(track.id, track.vote, track.hand.box(pad), track.motion, index))
-        if lost and not kept:  # every hand gone at once may be a cut to another scene
+        if kept:
+            self._gone += lost
+        elif lost:  # every hand gone at once may be a cut to another scene
             self._gone = []
-        self._gone = [g for g in self._gone + (lost if kept else [])
-                      if index - g.frame < self.options.keep_lost]  # fmt: skip
+        self._gone = [g for g in self._gone if index - g.frame < self.options.keep_lost]
         self.tracks = _dedupe(kept, self.landmarks)
         return len(kept) < len(hands)
 
-    def _found_again(self, hand: Hand, index: int) -> _Gone | None:
-        """The lost hand of the same side (left/right) nearest where a new hand was found on
-        frame ``index``, if near enough; it leaves the lost ones."""
-        box = hand.box(self.landmarks.pad)
+    def _found_again(self, hand: Hand, box: np.ndarray, index: int) -> _Gone | None:
+        """The lost hand of the same side (left/right) nearest where a new hand (its keypoints'
+        box ``box``) was found on frame ``index``, if near enough; it leaves the lost ones."""
         side = "left" if hand.p_left(self.landmarks.mirrored) >= 0.5 else "right"
         near = [(g.distance(box, index), i) for i, g in enumerate(self._gone)
                 if g.vote.label == side]  # fmt: skip
@@ -299,7 +299,7 @@ class HandTracker:
             if followed.size and box_iou(box[None], followed).max() >= self.options.new_iou:
                 continue  # the crop found a hand already followed
             score, label = float(det.scores[i]), det.class_names[i]
-            again = self._found_again(hand, index)
+            again = self._found_again(hand, box, index)
             ident, vote = (again.id, again.vote) if again else (next(self._ids), None)
             vote, mirrored = vote or Vote(self.handedness), self.landmarks.mirrored
             self.tracks.append(_Track(ident, hand, score, label, det.boxes[i], vote, mirrored))

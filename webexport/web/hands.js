@@ -587,12 +587,12 @@
         if (hand.presence < lm.presence) continue;
         const box = keypointBox(hand.keypoints, lm.pad);
         if (boxes().some((b) => boxIou(box, b) >= newIou)) continue;
-        const side = pLeft(hand.left, lm.mirrored) >= 0.5 ? "left" : "right";
-        const again = this.foundAgain(box, side);
+        const left = pLeft(hand.left, lm.mirrored);
+        const again = this.foundAgain(box, left >= 0.5 ? "left" : "right");
         const track = { id: again ? again.id : this.nextId++, hand, classId: d.classId,
                         label: d.label, roi: roiFromKeypoints(hand.keypoints), motion: [0, 0],
                         vote: again ? again.vote : new Vote(this.handedness) };
-        track.vote.add(pLeft(hand.left, lm.mirrored), hand.presence);
+        track.vote.add(left, hand.presence);
         seen(track, d);
         this.tracks.push(track);
       }
@@ -635,11 +635,9 @@
   // The n highest-scoring detections, in their order (all for no n; Detections.best).
   function best(found, n) {
     if (!n || found.length <= n) return found;
-    const cut = found.map((d) => d.score).sort((a, b) => b - a)[n - 1];
-    const kept = [];
-    for (const d of found) if (d.score > cut) kept.push(d);
-    for (const d of found) if (d.score === cut && kept.length < n) kept.push(d);
-    return found.filter((d) => kept.includes(d));
+    const order = found.map((d, i) => i).sort((a, b) => found[b].score - found[a].score || a - b);
+    const kept = new Set(order.slice(0, n));
+    return found.filter((d, i) => kept.has(i));
   }
 
   const width = (input) => input.videoWidth || input.naturalWidth || input.width;
