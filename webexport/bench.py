@@ -12,6 +12,10 @@ Two runs of the page (webexport/web/bench.js), each interleaving the contenders 
   landmark stage: tracked). Frames per second per turn.
 - ``--also``: a second model in the same page, boxes only (by default hands_ssd192, the
   family's smallest member, whose AP50 on the webcam sets matches the 320's; its card).
+- the files alone on each LiteRT.js build a browser may load (compat, without relaxed SIMD, as
+  browsers lacking it load; relaxed SIMD on 1 thread; threads): the detector's int8 and fp32
+  networks and the landmark lite and lite_int8 files, ms an invoke; the table says whether
+  the page's files (int8, lite_int8) are the faster ones on every build.
 Medians and IQR; the ratio is ours / handtrack.js in frames per second (targets: the default
 runtime, LiteRT.js with threads, >= 10x boxes only and >= 5x with keypoints). handtrack.js
 comes from its npm tarball (cached).
@@ -42,11 +46,13 @@ BOXES_ONLY = " (boxes only)"  # a second model's row ends with it
 TARGETS = {DEFAULT_RUNTIME: 10.0, f"{DEFAULT_RUNTIME} + landmarks": 5.0}  # video FPS, x htj
 
 
-VIDEOS = {  # the page runs: a still frame, then two looping videos
+RUNS = {  # the page runs: a still frame, two looping videos, the files on each build
     "detect_ms": "image=/media/frame.jpg",
     "video_fps": "video=/media/clip.webm",
     "moving_fps": "video=/media/moving.webm",
+    "builds_ms": "builds=1",
 }
+PAGE_FILES = {"network": ("int8", "fp32"), "landmarks": ("lite_int8", "lite")}  # page's first
 
 
 def write_webm(path: Path, frames_bgr) -> None:
@@ -79,7 +85,8 @@ def also_name(also: Path) -> str:
 def bench(
     model: Path, rounds: int = 20, reps: int = 3, warmup: int = 2, also: Path | None = None
 ) -> dict:
-    """Every page run; ``{"detect_ms": result, "video_fps": result, "moving_fps": result}``.
+    """Every page run; ``{"detect_ms": result, "video_fps": result, "moving_fps": result,
+    "builds_ms": result}``.
     ``also``: a second exported model, boxes only (e.g. the family's smallest member)."""
     htj = fetch_package() / MODEL_SUBDIR
     results = {}
@@ -89,7 +96,7 @@ def bench(
         server, url = serve_in_background(model=model, port=0, extra=extra)
         second = f"&also=/also/&alsoName={quote(also_name(also))}" if also else ""
         try:
-            for key, query in VIDEOS.items():
+            for key, query in RUNS.items():
                 with browser_page(timeout_s=1800) as page:
                     page.goto(
                         f"{url}bench.html?{query}&htj=/htj/model.json"
@@ -145,7 +152,34 @@ def table(results: dict) -> str:
             ours = next(r for r in rows if r["name"] == name)["median"] / ref
             lines.append(f"{name} / handtrack.js: {ours:.2f}x (target >= {target:g}x: "
                          f"{'ok' if ours >= target else 'MISS'})")  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(lines + builds_table(results["builds_ms"]["rows"]))
+
+
+def builds_table(rows: list[dict]) -> list[str]:
+    """Median ms (IQR) of each file on each LiteRT.js build, and whether the page's files are
+    the faster of each pair on every build."""
+    builds = list(dict.fromkeys(r["build"] for r in rows))
+    files = list(dict.fromkeys(r["file"] for r in rows))
+    ms = {(r["build"], r["file"]): r for r in rows}
+    lines = [
+        "",
+        "the files alone on each LiteRT.js build (ms an invoke, median (IQR); compat: what a "
+        "browser without relaxed SIMD loads)",
+        "",
+        "| build | threads | " + " | ".join(files) + " |",
+        "|---|---|" + "---|" * len(files),
+    ]
+    for build in builds:
+        cells = [ms[build, f] for f in files]
+        threads = cells[0]["detail"].rsplit(", ", 1)[-1]
+        cells = [f"{c['median']:.1f} ({c['q1']:.1f}-{c['q3']:.1f})" for c in cells]
+        lines.append(f"| {build} | {threads} | " + " | ".join(cells) + " |")
+    for kind, (page, other) in PAGE_FILES.items():
+        median = {(b, f): ms[b, f"{kind} {f}"]["median"] for b in builds for f in (page, other)}
+        slower = [b for b in builds if median[b, page] > median[b, other]]
+        verdict = f"slower on {', '.join(slower)}" if slower else "the faster on every build"
+        lines.append(f"the page's {kind} file, {page} (against {other}): {verdict}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

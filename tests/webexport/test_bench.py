@@ -40,6 +40,16 @@ def test_bench_interleaves_every_runtime_and_handtrack_in_one_page(handtrackjs_p
     assert details["ours litert-threads int8 + landmarks lite (float)"].endswith("landmarks lite")
     assert details["ours hands_ssd192 litert-threads int8 (boxes only)"].endswith("input 192x192")
     assert results["detect_ms"]["isolated"] is True
+    builds = results["builds_ms"]["rows"]  # every file on every LiteRT.js build, read back
+    assert [(r["build"], r["file"]) for r in builds] == [
+        (b, f)
+        for b in ("compat", "relaxed SIMD", "threads")
+        for f in ("network int8", "network fp32", "landmarks lite", "landmarks lite_int8")
+    ]
+    assert all(r["n"] == 2 and 0 < r["q1"] <= r["median"] <= r["q3"] for r in builds), builds
+    assert "litert_wasm_compat_internal.js, 1 thread" in builds[0]["detail"]
     printed = table(results)
     assert printed.count("| handtrack.js ssd320fpnlite |") == 3
     assert printed.count("target >= 10x") == 4 and printed.count("target >= 5x") == 2
+    assert printed.count("| compat | 1 thread |") == 1
+    assert "the page's network file, int8 (against fp32):" in printed

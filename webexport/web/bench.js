@@ -7,6 +7,10 @@
 //                 the landmark stage tracks the hands (its detector every 5 frames)
 //   ?htj=<model.json> handtrack.js's graph; &rounds=, &reps= (calls per turn), &warmup=
 //   &also=<model folder>&alsoName=<row name>: a second model, boxes only
+//   ?builds=1     the files alone on each LiteRT.js build a browser may load (compat: no
+//                 relaxed SIMD, as in browsers without it; relaxed SIMD, 1 thread; threads):
+//                 the detector's int8 and fp32 networks, the landmark lite and lite_int8
+//                 files; ms an invoke, the output read back
 // Results land in window.benchResult.
 (async function () {
   "use strict";
@@ -51,26 +55,54 @@
     };
   }
 
-  const quantiles = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    const q = (f) => { const i = (s.length - 1) * f, lo = Math.floor(i);
-                       return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo); };
-    return { median: q(0.5), q1: q(0.25), q3: q(0.75), n: s.length };
-  };
+  // LiteRT.js's wasm builds: the file each loads, and its threads (as the page gives them)
+  const BUILDS = [["compat", "litert_wasm_compat_internal.js", 1],
+                  ["relaxed SIMD", "litert_wasm_internal.js", 1],
+                  ["threads", "litert_wasm_threaded_internal.js",
+                   Math.min(navigator.hardwareConcurrency || 2, 4)]];
+  const FILES = [["network int8", "model/litert/model_int8.tflite"],
+                 ["network fp32", "model/litert/model_fp32.tflite"],
+                 ["landmarks lite", "vendor/mediapipe/hand_landmark_lite.tflite"],
+                 ["landmarks lite_int8", "vendor/mediapipe/hand_landmark_lite_int8.tflite"]];
 
-  try {
-    const video = Boolean(p.get("video"));
-    let source;
-    if (video) {
-      source = document.getElementById("video");
-      source.src = p.get("video");
-      source.loop = true; source.muted = true;
-      await source.play();
-    } else {
-      source = new Image();
-      source.src = p.get("image");
-      await source.decode();
+  // One contender a build and file: an invoke on a constant input, its outputs read back.
+  async function buildContenders() {
+    const bytes = await Promise.all(FILES.map(async ([, url]) => {
+      const r = await fetch(url);
+      if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+      return new Uint8Array(await r.arrayBuffer());
+    }));
+    const contenders = [];
+    for (const [build, file, numThreads] of BUILDS) {  // a module instance each (another URL)
+      const lr = await import(new URL(`vendor/litertjs/core/index.js?build=${build}`,
+                                      location.href).href);
+      await lr.loadLiteRt(new URL(`vendor/litertjs/wasm/${file}`, location.href).href,
+                          numThreads > 1 ? { threads: true } : undefined);
+      for (const [i, [name]] of FILES.entries()) {
+        const model = await lr.loadAndCompile(bytes[i], { accelerator: "wasm",
+                                                          cpuOptions: { numThreads } });
+        const [input] = model.getInputDetails();
+        const n = input.shape.reduce((a, b) => a * b, 1);
+        const data = input.dtype === "uint8" ? new Uint8Array(n).fill(128)
+          : new Float32Array(n).fill(0.5);
+        contenders.push({
+          name: `${build}: ${name}`, build, file: name,
+          detail: `LiteRT.js ${file}, ${numThreads} thread${numThreads > 1 ? "s" : ""}`,
+          fn: async () => {
+            const x = new lr.Tensor(data, input.shape);
+            const out = await model.run({ [input.name]: x });
+            x.delete();
+            for (const t of Object.values(out)) { t.toTypedArray(); t.delete(); }
+            return [];
+          },
+        });
+      }
     }
+    return contenders;
+  }
+
+  // The page's runtimes (hands.js) and handtrack.js on an image or a playing video.
+  async function pageContenders(video) {
     // TF.js first, so handtrack.js finds the global tf that our tfjs runtime loads
     const specs = [
       ["ours tfjs wasm", { runtime: "tfjs" }],
@@ -98,6 +130,30 @@
       const model = await tf.loadGraphModel(p.get("htj"));
       contenders.push({ name: "handtrack.js ssd320fpnlite", detail: "TF.js wasm", fn: handtrack(model) });
     }
+    return contenders;
+  }
+
+  const quantiles = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const q = (f) => { const i = (s.length - 1) * f, lo = Math.floor(i);
+                       return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo); };
+    return { median: q(0.5), q1: q(0.25), q3: q(0.75), n: s.length };
+  };
+
+  try {
+    const video = Boolean(p.get("video")), builds = p.get("builds") === "1";
+    let source = null;
+    if (video) {
+      source = document.getElementById("video");
+      source.src = p.get("video");
+      source.loop = true; source.muted = true;
+      await source.play();
+    } else if (!builds) {
+      source = new Image();
+      source.src = p.get("image");
+      await source.decode();
+    }
+    const contenders = builds ? await buildContenders() : await pageContenders(video);
     const times = contenders.map(() => []);
     for (let r = 0; r < rounds + warmup; r++) {
       for (let k = 0; k < contenders.length; k++) {
@@ -114,11 +170,12 @@
       out.textContent = `round ${r + 1}/${rounds + warmup}`;
     }
     window.benchResult = {
-      mode: video ? "video_fps" : "detect_ms",
+      mode: video ? "video_fps" : builds ? "builds_ms" : "detect_ms",
       isolated: self.crossOriginIsolated,
       rounds, reps, warmup,
-      rows: contenders.map((c, i) => Object.assign({ name: c.name, detail: c.detail },
-                                                   quantiles(times[i]))),
+      rows: contenders.map((c, i) => Object.assign(
+        { name: c.name, detail: c.detail }, builds ? { build: c.build, file: c.file } : {},
+        quantiles(times[i]))),
     };
     out.textContent = JSON.stringify(window.benchResult, null, 2);
   } catch (err) {
