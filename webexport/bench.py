@@ -2,7 +2,7 @@
 
     python -m webexport.bench [--model exported/hands_ssd320] [--rounds 20] [--reps 3]
 
-Two runs of the page (webexport/web/bench.js), each interleaving the contenders round by round
+Four runs of the page (webexport/web/bench.js), each interleaving its contenders round by round
 (the starting one rotates; warm-up rounds dropped):
 - detect(): a 1280x720 EgoHands frame (an image element) through the whole call: resize on a
   canvas, model, box decoding, NMS; handtrack.js: its graph, read-back and NMS. ms per call.
@@ -12,7 +12,7 @@ Two runs of the page (webexport/web/bench.js), each interleaving the contenders 
   landmark stage: tracked). Frames per second per turn.
 - ``--also``: a second model in the same page, boxes only (by default hands_ssd192, the
   family's smallest member, whose AP50 on the webcam sets matches the 320's; its card).
-- the files alone on each LiteRT.js build a browser may load (compat, without relaxed SIMD, as
+- the files alone, on each LiteRT.js build a browser may load (compat, without relaxed SIMD, as
   browsers lacking it load; relaxed SIMD on 1 thread; threads): the detector's int8 and fp32
   networks and the landmark lite and lite_int8 files, ms an invoke; the table says whether
   the page's files (int8, lite_int8) are the faster ones on every build.
