@@ -14,7 +14,8 @@ MediaPipe Hands, and how steady the ids are.
   frame on its own), --landmarks --track (video mode, the default for a video: the crops
   follow the hands, the detector paced by how well they hold; the landmark file the runtime
   picks here), the same on the float lite file, the same with --max-hands 2 (the detector
-  rests while 2 hands hold; on the 4-hand clip it follows 2 of them), --no-landmarks --track
+  rests while 2 hands hold; on the 4-hand clip it follows 2 of them), the same with
+  --detect-every 20 (it looks for new hands every 20th frame, not 10th), --no-landmarks --track
   (ByteTrack), and boxes only and video mode on the float files an AVX2-only CPU runs (against
   each other), as separate processes, and MediaPipe Hands (video mode, lite, up to 4 hands) on
   the same file in its own process, decoding included, interleaved round by round (one warm-up
@@ -84,6 +85,7 @@ MODES = {
     "landmarks + track (video; the default)": ["--landmarks", "--track"],
     "landmarks lite (float) + track": ["--landmarks", "--track", "--landmark-model", "lite"],
     "landmarks + track, --max-hands 2": ["--landmarks", "--track", "--max-hands", "2"],
+    "landmarks + track, --detect-every 20": ["--landmarks", "--track", "--detect-every", "20"],
     "track (ByteTrack)": ["--no-landmarks", "--track"],
     # what the runtime picks on a CPU without VNNI (AVX2 only; python -m detect.avx2_count):
     # the float detector and the float landmark file, each mode against boxes on those files
