@@ -185,13 +185,17 @@ class HandTracker:
         """Room for a new hand, but no detection for longer than the pace allows: the frames
         since were paced while every place was taken (the loop's pace comes ``LAG`` frames
         late), so the tracker looks itself."""
-        longest = max(self.options.detect_every, self.options.max_every)
-        return len(self.tracks) < self.options.max_hands and index - self._detected > longest
+        late = index - self._detected > self._longest
+        return len(self.tracks) < self.options.max_hands and late
+
+    @property
+    def _longest(self) -> int:
+        """The detector's longest interval: ``max_every``, or ``detect_every`` if longer."""
+        return max(self.options.detect_every, self.options.max_every)
 
     def _pace(self, steady: bool) -> None:
         base = self.options.detect_every
-        top = max(base, self.options.max_every)
-        self.every = min(2 * self.every, top) if steady and self.tracks else base
+        self.every = min(2 * self.every, self._longest) if steady and self.tracks else base
 
     def _detect(self, image: np.ndarray) -> Detections:
         if self._detector is None:
@@ -252,7 +256,7 @@ class HandTracker:
     def _found_again(self, hand: Hand, box: np.ndarray, index: int) -> _Gone | None:
         """The lost hand of the same side (left/right) nearest where a new hand (its keypoints'
         box ``box``) was found on frame ``index``, if near enough; it leaves the lost ones."""
-        side = "left" if hand.p_left(self.landmarks.mirrored) >= 0.5 else "right"
+        side, _ = hand.handedness(self.landmarks.mirrored)
         near = [(g.distance(box, index), i) for i, g in enumerate(self._gone)
                 if g.vote.label == side]  # fmt: skip
         near = [(d, i) for d, i in near if d <= NEAR]

@@ -588,7 +588,7 @@
         const box = keypointBox(hand.keypoints, lm.pad);
         if (boxes().some((b) => boxIou(box, b) >= newIou)) continue;
         const left = pLeft(hand.left, lm.mirrored);
-        const again = this.foundAgain(box, left >= 0.5 ? "left" : "right");
+        const again = this.foundAgain(box, handedness(hand.left, lm.mirrored)[0]);
         const track = { id: again ? again.id : this.nextId++, hand, classId: d.classId,
                         label: d.label, roi: roiFromKeypoints(hand.keypoints), motion: [0, 0],
                         vote: again ? again.vote : new Vote(this.handedness) };
